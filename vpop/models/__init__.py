@@ -1,0 +1,27 @@
+"""Models: pure vector fields on named states, with parameter modules and spec tables."""
+
+from ._dallaman2007 import (
+    FLUX_UNITS as FLUX_UNITS,
+    PARAMETER_SPECS as DALLAMAN2007_PARAMETER_SPECS,
+    STATE_SYMBOLS as STATE_SYMBOLS,
+    STATE_UNITS as STATE_UNITS,
+    DallaMan2007 as DallaMan2007,
+    DallaMan2007Params as DallaMan2007Params,
+    DallaManFluxes as DallaManFluxes,
+    DallaManState as DallaManState,
+)
+
+#: Models by name, as used in configs and parameter-set files.
+MODELS = {"DallaMan2007": DallaMan2007}
+
+__all__ = [
+    "MODELS",
+    "DallaMan2007",
+    "DallaMan2007Params",
+    "DallaManState",
+    "DallaManFluxes",
+    "DALLAMAN2007_PARAMETER_SPECS",
+    "STATE_UNITS",
+    "STATE_SYMBOLS",
+    "FLUX_UNITS",
+]
