@@ -1,7 +1,40 @@
-"""vpop: virtual-population simulation of human glucose–insulin physiology in JAX."""
+"""vpop: virtual-population simulation of human glucose–insulin physiology in JAX.
+
+vpop turns on ``jax_enable_x64`` when imported: reference checks run in float64, and the fast mode
+casts its arrays to float32 explicitly, so both precisions are available in one process.
+"""
+
 import jax as _jax
 
-# Reference checks run in float64; the fast mode casts to float32 explicitly.
 _jax.config.update("jax_enable_x64", True)
 
+from . import models as models
+from ._engine import MODES as MODES, SimulationResult as SimulationResult, Status as Status, simulate as simulate
+from ._observables import (
+    auc as auc,
+    homa_ir as homa_ir,
+    incremental_auc as incremental_auc,
+    matsuda_index as matsuda_index,
+    peak as peak,
+    summarize as summarize,
+    traces as traces,
+)
+from ._parameters import (
+    ParameterSet as ParameterSet,
+    ParamSpec as ParamSpec,
+    available_parameter_sets as available_parameter_sets,
+    load_parameter_set as load_parameter_set,
+)
+from ._population import sample_population as sample_population
+from ._protocols import Meal as Meal, Protocol as Protocol, fasting as fasting, mixed_meals as mixed_meals, ogtt as ogtt
+from ._sets import build_model as build_model, parameters_from_set as parameters_from_set
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "models", "MODES", "SimulationResult", "Status", "simulate",
+    "auc", "homa_ir", "incremental_auc", "matsuda_index", "peak", "summarize", "traces",
+    "ParameterSet", "ParamSpec", "available_parameter_sets", "load_parameter_set",
+    "sample_population", "Meal", "Protocol", "fasting", "mixed_meals", "ogtt",
+    "build_model", "parameters_from_set", "__version__",
+]
