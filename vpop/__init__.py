@@ -9,9 +9,16 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import models as models
-from ._engine import MODES as MODES, SimulationResult as SimulationResult, Status as Status, simulate as simulate
+from ._engine import (
+    MODES as MODES,
+    SimulationResult as SimulationResult,
+    Status as Status,
+    select_people as select_people,
+    simulate as simulate,
+)
 from ._observables import (
     auc as auc,
+    homa_beta_percent as homa_beta_percent,
     homa_ir as homa_ir,
     incremental_auc as incremental_auc,
     matsuda_index as matsuda_index,
@@ -32,8 +39,8 @@ from ._sets import build_model as build_model, parameters_from_set as parameters
 __version__ = "0.1.0"
 
 __all__ = [
-    "models", "MODES", "SimulationResult", "Status", "simulate",
-    "auc", "homa_ir", "incremental_auc", "matsuda_index", "peak", "summarize", "traces",
+    "models", "MODES", "SimulationResult", "Status", "select_people", "simulate",
+    "auc", "homa_beta_percent", "homa_ir", "incremental_auc", "matsuda_index", "peak", "summarize", "traces",
     "ParameterSet", "ParamSpec", "available_parameter_sets", "load_parameter_set",
     "sample_population", "Meal", "Protocol", "fasting", "mixed_meals", "ogtt",
     "build_model", "parameters_from_set", "__version__",

@@ -61,7 +61,7 @@ class SimulationResult:
         protocol: the protocol.
         time_min: output grid [min], shape ``(T,)``.
         states: saved states, ``name → array (n_people, T)`` in the units of ``model.state_units``.
-        status: per-person :class:`Status` codes, shape ``(n_people,)``.
+        status: per-person :class:`Status` codes (int8 array), shape ``(n_people,)``.
         mode: ``"reference"`` or ``"fast"``.
     """
 
@@ -70,17 +70,28 @@ class SimulationResult:
     protocol: Protocol
     time_min: np.ndarray
     states: dict[str, jax.Array]
-    status: np.ndarray
+    status: jax.Array
     mode: str
 
     @property
     def n_people(self) -> int:
-        return int(self.status.shape[0])
+        return int(jnp.shape(self.status)[0])
 
     @property
     def ok(self) -> np.ndarray:
         """Boolean mask of people whose solve succeeded."""
-        return self.status == Status.OK
+        return np.asarray(self.status) == Status.OK
+
+    def select(self, idx) -> "SimulationResult":
+        """The same result restricted to people ``idx`` (indices or a boolean mask)."""
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        take = lambda a: a[idx]  # noqa: E731
+        return SimulationResult(
+            self.model, select_people(self.params, idx), self.protocol, self.time_min,
+            {k: take(v) for k, v in self.states.items()}, jnp.asarray(self.status)[idx], self.mode,
+        )
 
     def glucose_mg_per_dl(self) -> jax.Array:
         """Plasma glucose [mg/dL], shape ``(n_people, T)``."""
@@ -98,6 +109,14 @@ class SimulationResult:
         y = self.model.State(**self.states)
         p = jax.tree_util.tree_map(lambda a: a[:, None], self.params)
         return self.model.fluxes(y, p)
+
+
+def select_people(params, idx):
+    """Parameters of people ``idx`` (indices or boolean mask) of a population pytree."""
+    idx = np.asarray(idx)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    return jax.tree_util.tree_map(lambda a: a[idx], params)
 
 
 def _as_population(params):
@@ -122,6 +141,13 @@ def _select(y, names):
     return {k: getattr(y, k) for k in names}
 
 
+def _health(y, finite, min_glucose):
+    """Update per-person failure trackers from the full state (whatever is saved)."""
+    for leaf in jax.tree_util.tree_leaves(y):
+        finite = finite & jnp.isfinite(leaf)
+    return finite, jnp.minimum(min_glucose, y.glucose_plasma)
+
+
 @eqx.filter_jit
 def _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max_steps):
     TRACE_COUNTS["reference"] += 1
@@ -131,9 +157,10 @@ def _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max
 
     def one(p, y_init, person_doses):
         def body(carry, inp):
-            y, ok = carry
+            y, ok, finite, gmin = carry
             k, dose = inp
             y = model.apply_meal(y, dose)
+            finite, gmin = _health(y, finite, gmin)
             t0 = k * dt
             sol = diffrax.diffeqsolve(
                 term, solver, t0, t0 + dt, None, y, args=p,
@@ -142,13 +169,15 @@ def _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max
             )
             y1 = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
             ok = ok & (sol.result == diffrax.RESULTS.successful)
-            return (y1, ok), _select(y, names)
+            return (y1, ok, finite, gmin), _select(y, names)
 
         ks = jnp.arange(n_int, dtype=person_doses.dtype)
-        (y_end, ok), saved = jax.lax.scan(body, (y_init, jnp.array(True)), (ks, person_doses))
+        init = (y_init, jnp.array(True), jnp.array(True), jnp.asarray(jnp.inf, y_init.glucose_plasma.dtype))
+        (y_end, ok, finite, gmin), saved = jax.lax.scan(body, init, (ks, person_doses))
+        finite, gmin = _health(y_end, finite, gmin)
         last = _select(y_end, names)
         saved = {k: jnp.concatenate([saved[k], last[k][None]]) for k in names}
-        return saved, ok
+        return saved, ok, finite, gmin
 
     dose_axis = 0 if doses.ndim == 2 else None
     return jax.vmap(one, in_axes=(0, 0, dose_axis))(params, y0, doses)
@@ -162,9 +191,11 @@ def _fast_solve(model, params, y0, doses, dt, n_int, names, substeps):
     h = dt / substeps
     dtype = y0.glucose_plasma.dtype
 
-    def interval(y, inp):
+    def interval(carry, inp):
+        y, finite, gmin = carry
         k, dose = inp
         y = model.apply_meal(y, dose)
+        finite, gmin = _health(y, finite, gmin)
         t0 = k * dt
 
         def sub(carry, j):
@@ -176,14 +207,17 @@ def _fast_solve(model, params, y0, doses, dt, n_int, names, substeps):
 
         state0 = solver.init(term, t0, t0 + h, y, params)
         (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype))
-        return y1, _select(y, names)
+        return (y1, finite, gmin), _select(y, names)
 
     ks = jnp.arange(n_int, dtype=dtype)
     doses_t = doses.T if doses.ndim == 2 else doses  # scan over time
-    y_end, saved = jax.lax.scan(interval, y0, (ks, doses_t))
+    n = y0.glucose_plasma.shape[0]
+    init = (y0, jnp.ones(n, bool), jnp.full(n, jnp.inf, dtype))
+    (y_end, finite, gmin), saved = jax.lax.scan(interval, init, (ks, doses_t))
+    finite, gmin = _health(y_end, finite, gmin)
     last = _select(y_end, names)
     # saved leaves are (T-1, n) → (n, T)
-    return {k: jnp.concatenate([saved[k], last[k][None]]).T for k in names}
+    return {k: jnp.concatenate([saved[k], last[k][None]]).T for k in names}, finite, gmin
 
 
 def simulate(
@@ -205,7 +239,9 @@ def simulate(
         model: a model instance, e.g. :class:`vpop.models.DallaMan2007`.
         params: the model's parameter module; leaves scalar (one person) or shape ``(n_people,)``.
         protocol: a :class:`vpop.Protocol` (meals, OGTT, fasting, …).
-        y0: initial state (the model's ``State``); default: the basal state of each person.
+        y0: initial state: the model's ``State``, or a dict ``{state name: value}`` replacing entries
+            of the basal state (e.g. the third value returned by :func:`vpop.sample_population`);
+            default: the basal state of each person.
         mode: ``"reference"`` (float64, adaptive, per person) or ``"fast"`` (float32, fixed step,
             batched state).
         saved_states: names of the states to keep (default: all). Saving only
@@ -240,29 +276,25 @@ def simulate(
     params = _as_population(params)
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
     n = int(jnp.shape(params.BW)[0])
-    if y0 is None:
-        y0 = model.basal_state(params)
+    if y0 is None or isinstance(y0, dict):
+        y0 = model.initial_state(params, y0)
     y0 = _broadcast_state(y0, n, dtype)
     doses = jnp.asarray(protocol.doses_mg(n), dtype)
     dt = float(protocol.save_every_min)
     n_int = protocol.n_intervals
 
     if mode == "reference":
-        saved, solver_ok = _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max_steps)
-        solver_ok = np.asarray(solver_ok)
+        saved, solver_ok, finite, gmin = _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max_steps)
     else:
         if substeps is None:
             substeps = max(1, int(np.ceil(dt)))
-        saved = _fast_solve(model, params, y0, doses, dt, n_int, names, int(substeps))
-        solver_ok = np.ones(n, dtype=bool)
+        saved, finite, gmin = _fast_solve(model, params, y0, doses, dt, n_int, names, int(substeps))
+        solver_ok = jnp.ones(n, dtype=bool)
 
-    status = np.full(n, Status.OK, dtype=np.int8)
-    finite = np.ones(n, dtype=bool)
-    for v in saved.values():
-        finite &= np.asarray(jnp.all(jnp.isfinite(v), axis=1))
-    status[~finite] = Status.NON_FINITE
-    if "glucose_plasma" in saved:
-        neg = np.asarray(jnp.any(saved["glucose_plasma"] < 0, axis=1))
-        status[finite & neg] = Status.NEGATIVE_GLUCOSE
-    status[~solver_ok] = Status.SOLVER_FAILED
+    # Status comes from the full state at every output node, whatever is saved. Computed with jnp so
+    # that simulate() can be differentiated (jax.grad) and jitted end to end.
+    status = jnp.full(n, Status.OK, dtype=jnp.int8)
+    status = jnp.where(finite, status, jnp.int8(Status.NON_FINITE))
+    status = jnp.where(finite & (gmin < 0), jnp.int8(Status.NEGATIVE_GLUCOSE), status)
+    status = jnp.where(solver_ok, status, jnp.int8(Status.SOLVER_FAILED))
     return SimulationResult(model, params, protocol, protocol.time_min, saved, status, mode)

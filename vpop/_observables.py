@@ -4,6 +4,7 @@ Glucose in mg/dL, insulin in pmol/L at the interface; the clinical indices conve
 µU/mL with the single factor 6.0 pmol/L per µU/mL (:mod:`vpop._units`).
 
 * HOMA-IR (Matthews 1985): :math:`\mathrm{FPG[mg/dL]}\cdot\mathrm{FPI[µU/mL]}/405`.
+* HOMA-%B (Matthews 1985): :math:`360\cdot\mathrm{FPI[µU/mL]}/(\mathrm{FPG[mg/dL]} - 63)`.
 * Matsuda index (Matsuda & DeFronzo 1999):
   :math:`10000/\sqrt{G_0 I_0 \bar G \bar I}` with G in mg/dL, I in µU/mL, means over the OGTT
   samples at 0, 30, 60, 90 and 120 min.
@@ -54,6 +55,13 @@ def homa_ir(fpg_mg_per_dl, fpi_pmol_per_l):
     return fpg_mg_per_dl * (fpi_pmol_per_l / PMOL_PER_L_PER_UU_PER_ML) / 405.0
 
 
+def homa_beta_percent(fpg_mg_per_dl, fpi_pmol_per_l):
+    """HOMA-%B = 360 · FPI [µU/mL] / (FPG [mg/dL] − 63) (Matthews 1985); NaN at FPG ≤ 63 mg/dL."""
+    fpi = fpi_pmol_per_l / PMOL_PER_L_PER_UU_PER_ML
+    denom = fpg_mg_per_dl - 63.0
+    return jnp.where(denom > 0, 360.0 * fpi / jnp.where(denom > 0, denom, 1.0), jnp.nan)
+
+
 def matsuda_index(glucose_mg_per_dl, insulin_pmol_per_l):
     """Matsuda index from OGTT samples (last axis: 0, 30, 60, 90, 120 min)."""
     g = jnp.asarray(glucose_mg_per_dl)
@@ -68,6 +76,9 @@ def summarize(result: SimulationResult) -> pd.DataFrame:
     they are never silently averaged in.
     """
     t = result.time_min
+    missing = {"glucose_plasma", "insulin_plasma"} - set(result.states)
+    if missing:
+        raise ValueError(f"summarize needs the saved states {sorted(missing)}; pass them in saved_states")
     g = result.glucose_mg_per_dl()
     ins = result.insulin_pmol_per_l()
     g0 = g[:, 0]
@@ -76,7 +87,7 @@ def summarize(result: SimulationResult) -> pd.DataFrame:
     imax, timax = peak(ins, t)
     cols = {
         "person": np.arange(result.n_people),
-        "status": [Status(int(s)).name for s in result.status],
+        "status": [Status(int(s)).name for s in np.asarray(result.status)],
         "glucose_peak [mg/dL]": gmax,
         "glucose_time_to_peak [min]": tmax,
         "insulin_peak [pmol/L]": imax,
@@ -93,13 +104,14 @@ def summarize(result: SimulationResult) -> pd.DataFrame:
     cols["fpg [mg/dL]"] = g0
     cols["fasting_insulin [pmol/L]"] = i0
     cols["homa_ir [1]"] = homa_ir(g0, i0)
+    cols["homa_beta [%]"] = homa_beta_percent(g0, i0)
     if kind == "ogtt":
         gs = jnp.stack([value_at(g, t, s) for s in OGTT_SAMPLES_MIN], axis=-1)
         is_ = jnp.stack([value_at(ins, t, s) for s in OGTT_SAMPLES_MIN], axis=-1)
         cols["ogtt_2h_glucose [mg/dL]"] = gs[:, -1]
         cols["matsuda [1]"] = matsuda_index(gs, is_)
-    df = pd.DataFrame({k: np.asarray(v) for k, v in cols.items()})
-    bad = result.status != Status.OK
+    df = pd.DataFrame({k: np.asarray(v, dtype=float) if k not in ("person", "status") else v for k, v in cols.items()})
+    bad = np.asarray(result.status) != Status.OK
     num = [c for c in df.columns if c not in ("person", "status")]
     df.loc[bad, num] = np.nan
     return df
@@ -107,6 +119,8 @@ def summarize(result: SimulationResult) -> pd.DataFrame:
 
 def traces(result: SimulationResult, every_min: float | None = None) -> pd.DataFrame:
     """Long (tidy) table of glucose and insulin: one row per person and time.
+
+    People whose solve failed keep their rows (with their status) but NaN values.
 
     ``every_min`` thins the grid (must be a multiple of the protocol's output step).
     """
@@ -117,8 +131,11 @@ def traces(result: SimulationResult, every_min: float | None = None) -> pd.DataF
         if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
             raise ValueError(f"every_min={every_min} must be a multiple of save_every_min={result.protocol.save_every_min}")
         step = int(round(ratio))
-    g = np.asarray(result.glucose_mg_per_dl())[:, ::step]
-    ins = np.asarray(result.insulin_pmol_per_l())[:, ::step]
+    g = np.array(result.glucose_mg_per_dl(), dtype=float)[:, ::step]
+    ins = np.array(result.insulin_pmol_per_l(), dtype=float)[:, ::step]
+    bad = np.asarray(result.status) != Status.OK
+    g[bad] = np.nan  # failed people are never plotted or averaged in
+    ins[bad] = np.nan
     tt = t[::step]
     n, T = g.shape
     return pd.DataFrame({
@@ -126,5 +143,5 @@ def traces(result: SimulationResult, every_min: float | None = None) -> pd.DataF
         "time [min]": np.tile(tt, n),
         "glucose [mg/dL]": g.reshape(-1),
         "insulin [pmol/L]": ins.reshape(-1),
-        "status": np.repeat([Status(int(s)).name for s in result.status], T),
+        "status": np.repeat([Status(int(s)).name for s in np.asarray(result.status)], T),
     })

@@ -27,6 +27,7 @@ class ParamSpec:
         upper: upper bound of the valid range (inclusive).
         description: what the parameter means.
         lower_inclusive: whether ``lower`` itself is allowed (``False``: strictly positive rates).
+        fraction: a dimensionless fraction in (0, 1): varied on the logit scale in populations.
     """
 
     unit: str
@@ -34,6 +35,7 @@ class ParamSpec:
     upper: float
     description: str
     lower_inclusive: bool = False
+    fraction: bool = False
 
     def range_text(self) -> str:
         left = "[" if self.lower_inclusive else "("

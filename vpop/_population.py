@@ -15,16 +15,13 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._parameters import load_parameter_set
 from ._sets import parameters_from_set
-
-
-def _is_fraction(spec) -> bool:
-    return spec.lower == 0.0 and spec.upper <= 1.0 and not spec.lower_inclusive
 
 
 def correlation_matrix(names: Sequence[str], correlations: Mapping[tuple[str, str], float] | None) -> np.ndarray:
@@ -97,7 +94,7 @@ def sample_population(
     for j, name in enumerate(names):
         theta0 = float(getattr(base, name))
         c = float(cv[name])
-        if _is_fraction(specs[name]):
+        if specs[name].fraction:
             sigma = c / (1.0 - theta0)
             logit = np.log(theta0 / (1.0 - theta0)) + sigma * z[:, j]
             values[name] = 1.0 / (1.0 + np.exp(-logit))
@@ -106,5 +103,12 @@ def sample_population(
             values[name] = theta0 * np.exp(sigma * z[:, j])
     params = model.Params(**{k: jnp.asarray(v, dtype) for k, v in values.items()})
     if derived:
-        params = jax.jit(model.derive_basal)(params)
+        # per person (vmap): each person has their own scalar Newton solve; people whose basal
+        # state does not exist get NaN basal values and are flagged by the engine, not dropped.
+        params = _derive_basal_batched(model, params)
     return model, params, init
+
+
+@eqx.filter_jit
+def _derive_basal_batched(model, params):
+    return jax.vmap(model.derive_basal)(params)

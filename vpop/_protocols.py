@@ -95,9 +95,9 @@ class Protocol:
     def duration_days(self) -> float:
         return self.duration_min / 1440.0
 
-    def total_carbs_g(self, n_people: int | None = None) -> np.ndarray | float:
-        """Grams of carbohydrate eaten over the protocol (per person if meals vary)."""
-        return sum((np.asarray(m.carbs_g, float) for m in self.meals), np.asarray(0.0))
+    def total_carbs_g(self, n_people: int | None = None) -> np.ndarray:
+        """Grams of carbohydrate eaten over the protocol (shape ``(n_people,)`` if meals vary per person)."""
+        return self.doses_mg(n_people).sum(axis=-1) / MG_PER_G
 
     def doses_mg(self, n_people: int | None = None) -> np.ndarray:
         """Carbohydrate [mg] eaten at the start of each output interval.

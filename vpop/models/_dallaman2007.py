@@ -58,15 +58,15 @@ PARAMETER_SPECS: dict[str, ParamSpec] = {
     "m2": ParamSpec("1/min", 0.0, 5.0, "plasma → liver insulin rate"),
     "m4": ParamSpec("1/min", 0.0, 5.0, "peripheral insulin degradation rate"),
     "m5": ParamSpec("min·kg/pmol", 0.0, 1.0, "slope of hepatic extraction vs secretion", True),
-    "m6": ParamSpec("1", 0.0, 1.0, "hepatic extraction at zero secretion"),
-    "HEb": ParamSpec("1", 0.0, 0.99, "basal hepatic insulin extraction"),
+    "m6": ParamSpec("1", 0.0, 1.0, "hepatic extraction at zero secretion", fraction=True),
+    "HEb": ParamSpec("1", 0.0, 0.99, "basal hepatic insulin extraction", fraction=True),
     # rate of appearance (gut)
     "kmax": ParamSpec("1/min", 0.0, 1.0, "max gastric emptying rate (= kgri, grinding rate)"),
     "kmin": ParamSpec("1/min", 0.0, 1.0, "min gastric emptying rate"),
     "kabs": ParamSpec("1/min", 0.0, 5.0, "intestinal absorption rate"),
-    "f": ParamSpec("1", 0.0, 1.0, "fraction of intestinal absorption reaching plasma"),
-    "b": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt falls to (kmax+kmin)/2"),
-    "d": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt is back to (kmax+kmin)/2"),
+    "f": ParamSpec("1", 0.0, 1.0, "fraction of intestinal absorption reaching plasma", fraction=True),
+    "b": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt falls to (kmax+kmin)/2", fraction=True),
+    "d": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt is back to (kmax+kmin)/2", fraction=True),
     # endogenous glucose production
     "kp1": ParamSpec("mg/kg/min", 0.0, 30.0, "EGP at zero glucose and insulin"),
     "kp2": ParamSpec("1/min", 0.0, 0.1, "liver glucose effectiveness", True),
@@ -366,7 +366,9 @@ class DallaMan2007(eqx.Module):
           differentiable through the implicit function theorem.
 
         For the normal set of Table 1 this gives Gb ≈ 91.8 mg/dL and Ib ≈ 25.6 pmol/L, the paper's
-        mean basal values.
+        mean basal values. Written for one person: use ``jax.vmap`` for a population (each person
+        gets their own scalar Newton solve). If no steady state is found, ``Gb`` is NaN, so the
+        engine flags the person instead of simulating a wrong start.
         """
         Sb = (p.m6 - p.HEb) / p.m5
         m3b = p.HEb * p.m1 / (1.0 - p.HEb)
@@ -389,7 +391,7 @@ class DallaMan2007(eqx.Module):
         sol = optx.root_find(
             residual, optx.Newton(rtol=rtol, atol=rtol), Gp0, max_steps=100, throw=False
         )
-        Gb = sol.value / p.VG
+        Gb = jnp.where(sol.result == optx.RESULTS.successful, sol.value / p.VG, jnp.nan)
         return eqx.tree_at(lambda q: (q.Sb, q.Ib, q.Gb), p, (Sb, Ib, Gb))
 
     def initial_state(self, p: DallaMan2007Params, overrides: dict | None = None) -> DallaManState:
