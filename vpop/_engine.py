@@ -14,8 +14,11 @@ Two modes, one physics (the model's ``vector_field``):
     person cannot change anybody else; step sizes do not depend on the slowest person. Tested against
     the reference mode.
 
-Events (meals) are applied as exact jumps at output-grid nodes (see :mod:`vpop._protocols`).
-The state saved at a node is the state just *after* that node's events (right-continuous).
+Inputs come per output interval (``model.protocol_inputs``): impulses (meals) are applied as exact
+jumps at the interval's start node (``model.at_node``), rates (infusions, insulin delivery) are held
+constant over the interval and passed to ``model.vector_field(t, y, params, u)``. The solver never
+integrates across an input change. The state saved at a node is the state just *after* that node's
+jumps (right-continuous).
 
 Failures are reported per person in :attr:`SimulationResult.status` (see :class:`Status`) and never
 stop or change the other people.
@@ -148,22 +151,32 @@ def _health(y, finite, min_glucose):
     return finite, jnp.minimum(min_glucose, y.glucose_plasma)
 
 
+def _term(model):
+    # args = (params, interval inputs): inputs are held constant over each output interval.
+    return diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args[0], args[1]))
+
+
+def _per_person_axes(inputs):
+    return jax.tree_util.tree_map(lambda x: 0 if x.ndim == 2 else None, inputs)
+
+
 @eqx.filter_jit
-def _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max_steps):
+def _reference_solve(model, params, y0, inputs, dt, n_int, names, rtol, atol, max_steps):
     TRACE_COUNTS["reference"] += 1
-    term = diffrax.ODETerm(model.vector_field)
+    term = _term(model)
     solver = diffrax.Dopri8()
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    dtype = y0.glucose_plasma.dtype
 
-    def one(p, y_init, person_doses):
+    def one(p, y_init, person_inputs):
         def body(carry, inp):
             y, ok, finite, gmin = carry
-            k, dose = inp
-            y = model.apply_meal(y, dose)
+            k, u = inp
+            y = model.at_node(y, u)
             finite, gmin = _health(y, finite, gmin)
             t0 = k * dt
             sol = diffrax.diffeqsolve(
-                term, solver, t0, t0 + dt, None, y, args=p,
+                term, solver, t0, t0 + dt, None, y, args=(p, u),
                 saveat=diffrax.SaveAt(t1=True), stepsize_controller=controller,
                 max_steps=max_steps, throw=False,
             )
@@ -171,49 +184,50 @@ def _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max
             ok = ok & (sol.result == diffrax.RESULTS.successful)
             return (y1, ok, finite, gmin), _select(y, names)
 
-        ks = jnp.arange(n_int, dtype=person_doses.dtype)
-        init = (y_init, jnp.array(True), jnp.array(True), jnp.asarray(jnp.inf, y_init.glucose_plasma.dtype))
-        (y_end, ok, finite, gmin), saved = jax.lax.scan(body, init, (ks, person_doses))
+        ks = jnp.arange(n_int, dtype=dtype)
+        init = (y_init, jnp.array(True), jnp.array(True), jnp.asarray(jnp.inf, dtype))
+        (y_end, ok, finite, gmin), saved = jax.lax.scan(body, init, (ks, person_inputs))
         finite, gmin = _health(y_end, finite, gmin)
         last = _select(y_end, names)
         saved = {k: jnp.concatenate([saved[k], last[k][None]]) for k in names}
         return saved, ok, finite, gmin
 
-    dose_axis = 0 if doses.ndim == 2 else None
-    return jax.vmap(one, in_axes=(0, 0, dose_axis))(params, y0, doses)
+    return jax.vmap(one, in_axes=(0, 0, _per_person_axes(inputs)))(params, y0, inputs)
 
 
 @eqx.filter_jit
-def _fast_solve(model, params, y0, doses, dt, n_int, names, substeps):
+def _fast_solve(model, params, y0, inputs, dt, n_int, names, substeps):
     TRACE_COUNTS["fast"] += 1
-    term = diffrax.ODETerm(model.vector_field)
+    term = _term(model)
     solver = diffrax.Tsit5()
     h = dt / substeps
     dtype = y0.glucose_plasma.dtype
 
     def interval(carry, inp):
         y, finite, gmin = carry
-        k, dose = inp
-        y = model.apply_meal(y, dose)
+        k, u = inp
+        y = model.at_node(y, u)
         finite, gmin = _health(y, finite, gmin)
         t0 = k * dt
+        args = (params, u)
 
         def sub(carry, j):
             y, state = carry
             t = t0 + j * h
-            # made_jump at the first substep: the meal jump invalidates the FSAL derivative.
-            y1, _, _, state, _ = solver.step(term, t, t + h, y, params, state, made_jump=(j == 0))
+            # made_jump at the first substep: the node's jump invalidates the FSAL derivative.
+            y1, _, _, state, _ = solver.step(term, t, t + h, y, args, state, made_jump=(j == 0))
             return (y1, state), None
 
-        state0 = solver.init(term, t0, t0 + h, y, params)
+        state0 = solver.init(term, t0, t0 + h, y, args)
         (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype))
         return (y1, finite, gmin), _select(y, names)
 
     ks = jnp.arange(n_int, dtype=dtype)
-    doses_t = doses.T if doses.ndim == 2 else doses  # scan over time
+    # scan over time: per-person input leaves (n, T-1) → (T-1, n); shared leaves (T-1,) as they are
+    inputs_t = jax.tree_util.tree_map(lambda x: x.T if x.ndim == 2 else x, inputs)
     n = y0.glucose_plasma.shape[0]
     init = (y0, jnp.ones(n, bool), jnp.full(n, jnp.inf, dtype))
-    (y_end, finite, gmin), saved = jax.lax.scan(interval, init, (ks, doses_t))
+    (y_end, finite, gmin), saved = jax.lax.scan(interval, init, (ks, inputs_t))
     finite, gmin = _health(y_end, finite, gmin)
     last = _select(y_end, names)
     # saved leaves are (T-1, n) → (n, T)
@@ -263,8 +277,9 @@ def simulate(
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; allowed: {MODES}")
-    if not isinstance(protocol, Protocol):
-        raise TypeError(f"protocol must be a vpop.Protocol, got {type(protocol).__name__}")
+    for attr in ("n_intervals", "save_every_min", "time_min"):
+        if not hasattr(protocol, attr):
+            raise TypeError(f"protocol must be a vpop.Protocol (or have .{attr}), got {type(protocol).__name__}")
     names = tuple(model.State._fields) if saved_states is None else tuple(saved_states)
     unknown = set(names) - set(model.State._fields)
     if unknown:
@@ -279,16 +294,19 @@ def simulate(
     if y0 is None or isinstance(y0, dict):
         y0 = model.initial_state(params, y0)
     y0 = _broadcast_state(y0, n, dtype)
-    doses = jnp.asarray(protocol.doses_mg(n), dtype)
+    inputs = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), model.protocol_inputs(protocol, n))
+    for leaf in jax.tree_util.tree_leaves(inputs):
+        if leaf.shape not in ((protocol.n_intervals,), (n, protocol.n_intervals)):
+            raise ValueError(f"protocol inputs have shape {leaf.shape}; expected ({protocol.n_intervals},) or ({n}, {protocol.n_intervals})")
     dt = float(protocol.save_every_min)
     n_int = protocol.n_intervals
 
     if mode == "reference":
-        saved, solver_ok, finite, gmin = _reference_solve(model, params, y0, doses, dt, n_int, names, rtol, atol, max_steps)
+        saved, solver_ok, finite, gmin = _reference_solve(model, params, y0, inputs, dt, n_int, names, rtol, atol, max_steps)
     else:
         if substeps is None:
             substeps = max(1, int(np.ceil(dt)))
-        saved, finite, gmin = _fast_solve(model, params, y0, doses, dt, n_int, names, int(substeps))
+        saved, finite, gmin = _fast_solve(model, params, y0, inputs, dt, n_int, names, int(substeps))
         solver_ok = jnp.ones(n, dtype=bool)
 
     # Status comes from the full state at every output node, whatever is saved. Computed with jnp so

@@ -8,6 +8,7 @@ from ._dallaman2007 import (
     DallaMan2007 as DallaMan2007,
     DallaMan2007Params as DallaMan2007Params,
     DallaManFluxes as DallaManFluxes,
+    DallaManInputs as DallaManInputs,
     DallaManState as DallaManState,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "DallaMan2007Params",
     "DallaManState",
     "DallaManFluxes",
+    "DallaManInputs",
     "DALLAMAN2007_PARAMETER_SPECS",
     "STATE_UNITS",
     "STATE_SYMBOLS",

@@ -210,6 +210,12 @@ STATE_SYMBOLS: dict[str, str] = {
 }
 
 
+class DallaManInputs(NamedTuple):
+    """Inputs of one output interval."""
+
+    meal_mg: ArrayLike  #: carbohydrate eaten at the start of the interval (a jump) [mg]
+
+
 class DallaManFluxes(NamedTuple):
     """Algebraic quantities of the model at one state (paper symbol, unit)."""
 
@@ -269,6 +275,7 @@ class DallaMan2007(eqx.Module):
     name = "DallaMan2007"
     Params = DallaMan2007Params
     State = DallaManState
+    Inputs = DallaManInputs
     parameter_specs = PARAMETER_SPECS
     state_units = STATE_UNITS
 
@@ -311,9 +318,10 @@ class DallaMan2007(eqx.Module):
         )
 
     # ------------------------------------------------------------------ dynamics
-    def vector_field(self, t, y: DallaManState, p: DallaMan2007Params) -> DallaManState:
-        """Right-hand side ``dy/dt`` (time ``t`` in min; the model is autonomous)."""
-        del t
+    def vector_field(self, t, y: DallaManState, p: DallaMan2007Params, u: DallaManInputs | None = None) -> DallaManState:
+        """Right-hand side ``dy/dt`` (time ``t`` in min; the model is autonomous; meals enter as
+        jumps through :meth:`at_node`, so ``u`` is unused here)."""
+        del t, u
         fx = self.fluxes(y, p)
         m3 = fx.HE * p.m1 / (1.0 - fx.HE)
         dGp = fx.dG_dt * p.VG
@@ -331,6 +339,14 @@ class DallaMan2007(eqx.Module):
         dY = -p.alpha * (y.secretion_static - target)
         dD = jnp.zeros_like(y.meal_dose)
         return DallaManState(dGp, dGt, dIl, dIp, dQ1, dQ2, dQg, dI1, dId, dX, dIpo, dY, dD)
+
+    def at_node(self, y: DallaManState, u: DallaManInputs) -> DallaManState:
+        """Jumps at the start of an output interval (the engine calls this)."""
+        return self.apply_meal(y, u.meal_mg)
+
+    def protocol_inputs(self, protocol, n_people: int) -> DallaManInputs:
+        """Per-interval inputs of a :class:`vpop.Protocol`: meal grams as jumps, in mg."""
+        return DallaManInputs(meal_mg=protocol.doses_mg(n_people))
 
     def apply_meal(self, y: DallaManState, carbs_mg: ArrayLike) -> DallaManState:
         """State just after eating ``carbs_mg`` mg of glucose equivalent (a jump; 0 = no meal)."""
