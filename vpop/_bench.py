@@ -65,6 +65,9 @@ QUICK_SIZES = (100, 1000)
 FULL_SIZES = (100, 1000, 10_000, 100_000)
 QUICK_REPEATS = 3
 FULL_REPEATS = 5
+#: Full runs (``repeats`` not given) time at most this many calls above :data:`LARGE_N` people.
+LARGE_N_REPEATS = 3
+LARGE_N = 10_000
 #: Reference mode runs only at sizes up to this (and always at the smallest size).
 QUICK_REFERENCE_MAX_N = 100
 FULL_REFERENCE_MAX_N = 1000
@@ -76,8 +79,6 @@ BASELINE_RTOL = 1e-6
 BASELINE_ATOL = 1e-6
 #: Max |glucose_baseline − glucose_vpop_fast| [mg/dL] before a warning row is printed.
 AGREEMENT_TOL_MG_DL = 1.0
-#: Cohorts are sampled in chunks of this many people (seeds ``seed, seed+1, …``), see sample_cohort.
-SAMPLE_CHUNK = 1000
 #: Skip a size when its estimated memory exceeds this fraction of the available memory.
 MEMORY_FRACTION = 0.6
 
@@ -133,23 +134,10 @@ def _estimated_bytes(n_people: int, protocol: vpop.Protocol) -> int:
 
 
 def sample_cohort(n_people: int, seed: int = 0):
-    """Sample the benchmark cohort: ``(model, params)`` with leaves of shape ``(n_people,)``.
-
-    Sampled in chunks of :data:`SAMPLE_CHUNK` people with seeds ``seed, seed + 1, …`` and
-    concatenated, so cohorts of up to ``SAMPLE_CHUNK`` people are exactly
-    ``vpop.sample_population(PARAMETER_SET, n_people, cv=COHORT_CV, seed=seed)``. Chunking keeps
-    sampling time linear in ``n_people`` (``sample_population`` derives the basal state of the
-    whole cohort as one Newton solve with a dense ``n × n`` Jacobian, which is cubic in ``n``).
-    """
-    model, chunks, left, k = None, [], int(n_people), 0
-    while left > 0:
-        size = min(left, SAMPLE_CHUNK)
-        model, params, _ = vpop.sample_population(PARAMETER_SET, size, cv=COHORT_CV, seed=seed + k)
-        chunks.append(params)
-        left, k = left - size, k + 1
-    if len(chunks) == 1:
-        return model, chunks[0]
-    return model, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *chunks)
+    """The benchmark cohort: ``(model, params)`` with leaves of shape ``(n_people,)``, sampled with
+    ``vpop.sample_population(PARAMETER_SET, n_people, cv=COHORT_CV, seed=seed)``."""
+    model, params, _ = vpop.sample_population(PARAMETER_SET, int(n_people), cv=COHORT_CV, seed=seed)
+    return model, params
 
 
 def _take(params, m: int):
@@ -228,7 +216,7 @@ def _vpop_call(model, params, protocol: vpop.Protocol, mode: str) -> Callable[[]
 
     def call():
         res = vpop.simulate(model, params, protocol, mode=mode, saved_states=SAVED_STATES)
-        return np.asarray(res.glucose_mg_per_dl()), res.status
+        return np.asarray(res.glucose_mg_per_dl()), np.asarray(res.status)
 
     return call
 
@@ -252,7 +240,8 @@ def run_bench(
     Args:
         quick: small sizes (:data:`QUICK_SIZES`) and few repeats; else :data:`FULL_SIZES`.
         sizes: cohort sizes to run instead of the defaults.
-        repeats: timed calls after the first one (default 3 quick, 5 full).
+        repeats: timed calls after the first one (default: 3 quick; 5 full, 3 above
+            :data:`LARGE_N` people).
         baseline_cap: the baseline runs on at most this many people.
         baseline_dtype: ``"float32"`` (the precision of vpop fast mode; default) or ``"float64"``.
         emit: called with each row as soon as it is measured (``main`` prints it).
@@ -265,7 +254,8 @@ def run_bench(
     sizes = list(QUICK_SIZES if quick else FULL_SIZES) if sizes is None else [int(s) for s in sizes]
     if not sizes or any(s < 1 for s in sizes):
         raise ValueError(f"sizes={sizes} must be a non-empty list of positive integers")
-    repeats = (QUICK_REPEATS if quick else FULL_REPEATS) if repeats is None else int(repeats)
+    default_repeats = repeats is None
+    repeats = (QUICK_REPEATS if quick else FULL_REPEATS) if default_repeats else int(repeats)
     if repeats < 1:
         raise ValueError(f"repeats={repeats} must be ≥ 1")
     if baseline_cap < 1:
@@ -280,7 +270,6 @@ def run_bench(
     device = device_description()
     common = {
         "device": device,
-        "repeats": repeats,
         "vpop_version": vpop.__version__,
         "jax_version": jax.__version__,
         "diffrax_version": diffrax.__version__,
@@ -301,19 +290,20 @@ def run_bench(
             _log(f"n={n}: skipped (needs ~{need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available)")
             continue
         t_size = time.perf_counter()
+        n_repeats = min(repeats, LARGE_N_REPEATS) if default_repeats and n > LARGE_N else repeats
         _log(f"n={n}: sampling the cohort")
         model, params = sample_cohort(n)
         jax.block_until_ready(params)
 
-        _log(f"n={n}: vpop fast mode (first call + {repeats} timed)")
-        first, median, (glucose, status) = _time_calls(_vpop_call(model, params, protocol, "fast"), repeats)
+        _log(f"n={n}: vpop fast mode (first call + {n_repeats} timed)")
+        first, median, (glucose, status) = _time_calls(_vpop_call(model, params, protocol, "fast"), n_repeats)
         fast = {"first": first, "median": median, "glucose": glucose, "status": status, "rss": peak_rss_mb()}
 
         n_base = min(n, baseline_cap)
         _log(f"n={n}: baseline jit(vmap(diffeqsolve)) on {n_base} people ({baseline_dtype})")
         baseline = make_baseline(model, protocol, base_dtype)
         base_params = _take(params, n_base)
-        b_first, b_median, b_glucose = _time_calls(lambda: baseline(base_params), repeats)
+        b_first, b_median, b_glucose = _time_calls(lambda: baseline(base_params), n_repeats)
         baseline_pds = n_base * days / b_median
 
         ok = fast["status"][:n_base] == vpop.Status.OK
@@ -333,6 +323,7 @@ def run_bench(
                 "compile_s": _sig(max(first_s - median_s, 0.0), 4),
                 "baseline_n_people": n_base,
                 "median_s": _sig(median_s, 4),
+                "repeats": n_repeats,
                 "first_call_s": _sig(first_s, 4),
                 "baseline_median_s": _sig(b_median, 4),
                 "baseline_compile_s": _sig(max(b_first - b_median, 0.0), 4),
@@ -354,7 +345,7 @@ def run_bench(
             push({**fast_row, "case": f"{CASE}_warning", "warning": message})
 
         if n <= reference_max_n:
-            ref_repeats = min(repeats, REFERENCE_MAX_REPEATS)
+            ref_repeats = min(n_repeats, REFERENCE_MAX_REPEATS)
             _log(f"n={n}: vpop reference mode (first call + {ref_repeats} timed)")
             r_first, r_median, (_, r_status) = _time_calls(_vpop_call(model, params, protocol, "reference"),
                                                            ref_repeats)

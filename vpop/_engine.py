@@ -172,7 +172,7 @@ def _reference_solve(model, params, y0, inputs, dt, n_int, names, rtol, atol, ma
         def body(carry, inp):
             y, ok, finite, gmin = carry
             k, u = inp
-            y = model.at_node(y, u)
+            y = model.at_node(y, u, dt)
             finite, gmin = _health(y, finite, gmin)
             t0 = k * dt
             sol = diffrax.diffeqsolve(
@@ -206,7 +206,7 @@ def _fast_solve(model, params, y0, inputs, dt, n_int, names, substeps):
     def interval(carry, inp):
         y, finite, gmin = carry
         k, u = inp
-        y = model.at_node(y, u)
+        y = model.at_node(y, u, dt)
         finite, gmin = _health(y, finite, gmin)
         t0 = k * dt
         args = (params, u)

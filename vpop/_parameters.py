@@ -41,12 +41,16 @@ class ParamSpec:
         left = "[" if self.lower_inclusive else "("
         return f"{left}{self.lower:g}, {self.upper:g}] {self.unit}"
 
+    def valid(self, value: Any) -> np.ndarray:
+        """Elementwise: finite and inside the range."""
+        arr = np.asarray(value, dtype=float)
+        ok = np.isfinite(arr) & (arr <= self.upper)
+        return ok & ((arr >= self.lower) if self.lower_inclusive else (arr > self.lower))
+
     def check(self, name: str, value: Any) -> None:
         """Raise ``ValueError`` naming ``name`` if any element of ``value`` is outside the range."""
         arr = np.asarray(value, dtype=float)
-        bad = ~np.isfinite(arr)
-        bad |= (arr < self.lower) if self.lower_inclusive else (arr <= self.lower)
-        bad |= arr > self.upper
+        bad = ~self.valid(arr)
         if np.any(bad):
             first = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
             where = "" if arr.ndim == 0 else f" ({int(bad.sum())} of {arr.size} values, e.g.)"

@@ -9,6 +9,12 @@ so they stay inside their range. ``z`` is standard normal with the given correla
 If the parameter set derives its basal state from the rate constants (``basal: derived``), the
 basal values are re-derived **per person** after sampling, so everyone starts at their own steady
 state.
+
+Plausibility: a sampled person is kept only if every parameter, derived basal values included, is
+finite and inside the valid range of its :class:`~vpop.ParamSpec` (so a basal steady state exists
+with positive secretion and insulin); others are rejected and redrawn (rejection sampling, so the
+kept cohort follows the sampling distribution truncated to the valid region). If fewer than 1 in
+20 candidates is valid, ``ValueError`` names the parameters most often out of range.
 """
 
 from __future__ import annotations
@@ -87,26 +93,59 @@ def sample_population(
             raise ValueError(f"cv.{name} = {c} is outside the allowed range [0, 3]")
     names = sorted(cv)
     C = correlation_matrix(names, correlations)
+    L = np.linalg.cholesky(C) if names else np.zeros((0, 0))
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n, len(names))) @ np.linalg.cholesky(C).T if names else np.zeros((n, 0))
 
-    values = {k: np.full(n, float(getattr(base, k))) for k in specs}
-    for j, name in enumerate(names):
-        theta0 = float(getattr(base, name))
-        c = float(cv[name])
-        if specs[name].fraction:
-            sigma = c / (1.0 - theta0)
-            logit = np.log(theta0 / (1.0 - theta0)) + sigma * z[:, j]
-            values[name] = 1.0 / (1.0 + np.exp(-logit))
-        else:
-            sigma = np.sqrt(np.log1p(c * c))
-            values[name] = theta0 * np.exp(sigma * z[:, j])
-    params = model.Params(**{k: jnp.asarray(v, dtype) for k, v in values.items()})
-    if derived:
-        # per person (vmap): each person has their own scalar Newton solve; people whose basal
-        # state does not exist get NaN basal values and are flagged by the engine, not dropped.
-        params = _derive_basal_batched(model, params)
+    def draw(m):
+        z = rng.standard_normal((m, len(names))) @ L.T if names else np.zeros((m, 0))
+        values = {k: np.full(m, float(getattr(base, k))) for k in specs}
+        for j, name in enumerate(names):
+            theta0 = float(getattr(base, name))
+            c = float(cv[name])
+            if specs[name].fraction:
+                sigma = c / (1.0 - theta0)
+                logit = np.log(theta0 / (1.0 - theta0)) + sigma * z[:, j]
+                values[name] = 1.0 / (1.0 + np.exp(-logit))
+            else:
+                sigma = np.sqrt(np.log1p(c * c))
+                values[name] = theta0 * np.exp(sigma * z[:, j])
+        p = model.Params(**{k: jnp.asarray(v, dtype) for k, v in values.items()})
+        if derived:
+            p = _derive_basal_batched(model, p)  # per person: one scalar Newton solve each
+        return p
+
+    # Rejection sampling: a person is kept only if every parameter, derived basal values included,
+    # is finite and inside its valid range (e.g. HEb > m6 would give a negative basal secretion).
+    kept, n_kept, n_drawn = [], 0, 0
+    rejected_by = dict.fromkeys(specs, 0)
+    for _ in range(_MAX_ROUNDS):
+        p = draw(n)
+        n_drawn += n
+        ok = np.ones(n, bool)
+        for k, spec in specs.items():
+            bad = ~spec.valid(np.asarray(getattr(p, k)))
+            rejected_by[k] += int(bad.sum())
+            ok &= ~bad
+        idx = np.flatnonzero(ok)[: n - n_kept]
+        if idx.size:
+            kept.append(jax.tree_util.tree_map(lambda a: a[idx], p))
+            n_kept += idx.size
+        if n_kept == n:
+            break
+    else:
+        worst = sorted(((v, k) for k, v in rejected_by.items() if v), reverse=True)[:3]
+        raise ValueError(
+            f"sample_population({parameter_set!r}): only {n_kept} of {n_drawn} sampled people had all "
+            f"parameters in range; most often out of range: "
+            + ", ".join(f"{k} ({v}×, valid {specs[k].range_text()})" for v, k in worst)
+            + ". Reduce the cv of the parameters that drive them."
+        )
+    params = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *kept)
     return model, params, init
+
+
+#: Rounds of rejection sampling before giving up (each round draws n_people candidates).
+_MAX_ROUNDS = 20
 
 
 @eqx.filter_jit

@@ -88,7 +88,7 @@ PARAMETER_SPECS: dict[str, ParamSpec] = {
     "ke1": ParamSpec("1/min", 0.0, 0.1, "renal glomerular filtration rate", True),
     "ke2": ParamSpec("mg/kg", 0.0, 3000.0, "renal threshold"),
     # basal references used inside the equations
-    "Gb": ParamSpec("mg/dL", 20.0, 600.0, "basal plasma glucose (also the secretion threshold h)"),
+    "Gb": ParamSpec("mg/dL", 40.0, 600.0, "basal plasma glucose (also the secretion threshold h)"),
     "Ib": ParamSpec("pmol/L", 0.0, 3000.0, "basal plasma insulin"),
     "Sb": ParamSpec("pmol/kg/min", 0.0, 100.0, "basal insulin secretion", True),
 }
@@ -340,7 +340,7 @@ class DallaMan2007(eqx.Module):
         dD = jnp.zeros_like(y.meal_dose)
         return DallaManState(dGp, dGt, dIl, dIp, dQ1, dQ2, dQg, dI1, dId, dX, dIpo, dY, dD)
 
-    def at_node(self, y: DallaManState, u: DallaManInputs) -> DallaManState:
+    def at_node(self, y: DallaManState, u: DallaManInputs, dt_min=None) -> DallaManState:
         """Jumps at the start of an output interval (the engine calls this)."""
         return self.apply_meal(y, u.meal_mg)
 
