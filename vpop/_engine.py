@@ -160,18 +160,30 @@ def _per_person_axes(inputs):
     return jax.tree_util.tree_map(lambda x: 0 if x.ndim == 2 else None, inputs)
 
 
+class OpenLoop(eqx.Module):
+    """Policy of an open-loop protocol: the interval's inputs are the precomputed ones."""
+
+    def init(self, params, y0):
+        return ()
+
+    def __call__(self, pstate, y, x, p, k, dt):
+        return pstate, x, {}
+
+
 @eqx.filter_jit
-def _reference_solve(model, params, y0, inputs, dt, n_int, names, rtol, atol, max_steps):
+def _reference_solve(model, params, y0, xs, dt, n_int, names, rtol, atol, max_steps, policy, pstate0):
+    """Per person (vmap): scan over output intervals; adaptive Dopri8 inside each interval."""
     TRACE_COUNTS["reference"] += 1
     term = _term(model)
     solver = diffrax.Dopri8()
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     dtype = y0.glucose_plasma.dtype
 
-    def one(p, y_init, person_inputs):
+    def one(p, y_init, person_xs, ps0):
         def body(carry, inp):
-            y, ok, finite, gmin = carry
-            k, u = inp
+            y, ps, ok, finite, gmin = carry
+            k, x = inp
+            ps, u, record = policy(ps, y, x, p, k, dt)
             y = model.at_node(y, u, dt)
             finite, gmin = _health(y, finite, gmin)
             t0 = k * dt
@@ -182,30 +194,34 @@ def _reference_solve(model, params, y0, inputs, dt, n_int, names, rtol, atol, ma
             )
             y1 = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
             ok = ok & (sol.result == diffrax.RESULTS.successful)
-            return (y1, ok, finite, gmin), _select(y, names)
+            return (y1, ps, ok, finite, gmin), (_select(y, names), record)
 
         ks = jnp.arange(n_int, dtype=dtype)
-        init = (y_init, jnp.array(True), jnp.array(True), jnp.asarray(jnp.inf, dtype))
-        (y_end, ok, finite, gmin), saved = jax.lax.scan(body, init, (ks, person_inputs))
+        init = (y_init, ps0, jnp.array(True), jnp.array(True), jnp.asarray(jnp.inf, dtype))
+        (y_end, _, ok, finite, gmin), (saved, records) = jax.lax.scan(body, init, (ks, person_xs))
         finite, gmin = _health(y_end, finite, gmin)
         last = _select(y_end, names)
         saved = {k: jnp.concatenate([saved[k], last[k][None]]) for k in names}
-        return saved, ok, finite, gmin
+        return saved, records, ok, finite, gmin
 
-    return jax.vmap(one, in_axes=(0, 0, _per_person_axes(inputs)))(params, y0, inputs)
+    return jax.vmap(one, in_axes=(0, 0, _per_person_axes(xs), 0))(params, y0, xs, pstate0)
 
 
 @eqx.filter_jit
-def _fast_solve(model, params, y0, inputs, dt, n_int, names, substeps):
+def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstate0):
+    """Batched state: scan over output intervals; fixed-step Tsit5 inside each interval."""
     TRACE_COUNTS["fast"] += 1
     term = _term(model)
     solver = diffrax.Tsit5()
     h = dt / substeps
     dtype = y0.glucose_plasma.dtype
+    # the policy is written per person; run it over the person axis with vmap
+    batched_policy = jax.vmap(policy, in_axes=(0, 0, 0, 0, None, None))
 
     def interval(carry, inp):
-        y, finite, gmin = carry
-        k, u = inp
+        y, ps, finite, gmin = carry
+        k, x = inp
+        ps, u, record = batched_policy(ps, y, x, params, k, dt)
         y = model.at_node(y, u, dt)
         finite, gmin = _health(y, finite, gmin)
         t0 = k * dt
@@ -220,18 +236,52 @@ def _fast_solve(model, params, y0, inputs, dt, n_int, names, substeps):
 
         state0 = solver.init(term, t0, t0 + h, y, args)
         (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype))
-        return (y1, finite, gmin), _select(y, names)
+        return (y1, ps, finite, gmin), (_select(y, names), record)
 
     ks = jnp.arange(n_int, dtype=dtype)
-    # scan over time: per-person input leaves (n, T-1) → (T-1, n); shared leaves (T-1,) as they are
-    inputs_t = jax.tree_util.tree_map(lambda x: x.T if x.ndim == 2 else x, inputs)
     n = y0.glucose_plasma.shape[0]
-    init = (y0, jnp.ones(n, bool), jnp.full(n, jnp.inf, dtype))
-    (y_end, finite, gmin), saved = jax.lax.scan(interval, init, (ks, inputs_t))
+    # scan over time with every input leaf per person: (n, T) → (T, n); shared (T,) → (T, n)
+    xs_t = jax.tree_util.tree_map(lambda x: x.T if x.ndim == 2 else jnp.broadcast_to(x[:, None], (x.shape[0], n)), xs)
+    init = (y0, pstate0, jnp.ones(n, bool), jnp.full(n, jnp.inf, dtype))
+    (y_end, _, finite, gmin), (saved, records) = jax.lax.scan(interval, init, (ks, xs_t))
     finite, gmin = _health(y_end, finite, gmin)
     last = _select(y_end, names)
-    # saved leaves are (T-1, n) → (n, T)
-    return {k: jnp.concatenate([saved[k], last[k][None]]).T for k in names}, finite, gmin
+    # saved leaves are (T-1, n) → (n, T); records (T-1, n, ...) → (n, T-1, ...)
+    saved = {k: jnp.concatenate([saved[k], last[k][None]]).T for k in names}
+    records = jax.tree_util.tree_map(lambda r: jnp.moveaxis(r, 0, 1), records)
+    return saved, records, finite, gmin
+
+
+def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, policy=None, pstate0=None,
+          rtol=1e-10, atol=1e-10, max_steps=4096, substeps=None):
+    """Low-level entry point shared by :func:`simulate` and the closed-loop T1D simulator.
+
+    ``xs`` are per-interval inputs (leaves ``(T,)`` or ``(n, T)``); ``policy`` (an equinox Module,
+    written per person) maps ``(pstate, y, x, p, k, dt)`` to ``(pstate, u, record)``: the model
+    inputs ``u`` of interval ``k`` and a pytree ``record`` saved per interval (e.g. CGM readings and
+    insulin delivered). Returns ``(saved_states, records, status)``.
+    """
+    names = tuple(model.State._fields) if saved_states is None else tuple(saved_states)
+    policy = OpenLoop() if policy is None else policy
+    n = int(jnp.shape(params.BW)[0])
+    if pstate0 is None:
+        pstate0 = jax.vmap(policy.init)(params, y0)
+    if mode == "reference":
+        saved, records, solver_ok, finite, gmin = _reference_solve(
+            model, params, y0, xs, float(dt), int(n_intervals), names, rtol, atol, max_steps, policy, pstate0)
+    else:
+        if substeps is None:
+            substeps = max(1, int(np.ceil(dt)))
+        saved, records, finite, gmin = _fast_solve(
+            model, params, y0, xs, float(dt), int(n_intervals), names, int(substeps), policy, pstate0)
+        solver_ok = jnp.ones(n, dtype=bool)
+    # Status comes from the full state at every output node, whatever is saved. Computed with jnp so
+    # that the whole simulation can be differentiated (jax.grad) and jitted end to end.
+    status = jnp.full(n, Status.OK, dtype=jnp.int8)
+    status = jnp.where(finite, status, jnp.int8(Status.NON_FINITE))
+    status = jnp.where(finite & (gmin < 0), jnp.int8(Status.NEGATIVE_GLUCOSE), status)
+    status = jnp.where(solver_ok, status, jnp.int8(Status.SOLVER_FAILED))
+    return saved, records, status
 
 
 def simulate(
@@ -301,18 +351,8 @@ def simulate(
     dt = float(protocol.save_every_min)
     n_int = protocol.n_intervals
 
-    if mode == "reference":
-        saved, solver_ok, finite, gmin = _reference_solve(model, params, y0, inputs, dt, n_int, names, rtol, atol, max_steps)
-    else:
-        if substeps is None:
-            substeps = max(1, int(np.ceil(dt)))
-        saved, finite, gmin = _fast_solve(model, params, y0, inputs, dt, n_int, names, int(substeps))
-        solver_ok = jnp.ones(n, dtype=bool)
-
-    # Status comes from the full state at every output node, whatever is saved. Computed with jnp so
-    # that simulate() can be differentiated (jax.grad) and jitted end to end.
-    status = jnp.full(n, Status.OK, dtype=jnp.int8)
-    status = jnp.where(finite, status, jnp.int8(Status.NON_FINITE))
-    status = jnp.where(finite & (gmin < 0), jnp.int8(Status.NEGATIVE_GLUCOSE), status)
-    status = jnp.where(solver_ok, status, jnp.int8(Status.SOLVER_FAILED))
+    if mode == "fast" and substeps is None:
+        substeps = max(1, int(np.ceil(dt)))
+    saved, _, status = solve(model, params, y0, inputs, dt=dt, n_intervals=n_int, mode=mode, saved_states=names,
+                             rtol=rtol, atol=atol, max_steps=max_steps, substeps=substeps)
     return SimulationResult(model, params, protocol, protocol.time_min, saved, status, mode)
