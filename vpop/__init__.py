@@ -35,6 +35,27 @@ from ._parameters import (
 from ._population import sample_population as sample_population
 from ._protocols import Meal as Meal, Protocol as Protocol, fasting as fasting, mixed_meals as mixed_meals, ogtt as ogtt
 from ._sets import build_model as build_model, parameters_from_set as parameters_from_set
+from ._glycemic import glycemic_metrics as glycemic_metrics, glycemic_table as glycemic_table
+from ._t1d import (
+    CGM as CGM,
+    AbstractController as AbstractController,
+    Action as Action,
+    BasalBolus as BasalBolus,
+    FunctionController as FunctionController,
+    InsulinProtocol as InsulinProtocol,
+    MealEvent as MealEvent,
+    Observation as Observation,
+    PatientInfo as PatientInfo,
+    PIDController as PIDController,
+    Pump as Pump,
+    T1DCohort as T1DCohort,
+    T1DResult as T1DResult,
+    T1DScenario as T1DScenario,
+    load_patients as load_patients,
+    patient_table as patient_table,
+    simulate_t1d as simulate_t1d,
+    uva_padova_cohort as uva_padova_cohort,
+)
 
 __version__ = "0.1.0"
 
@@ -44,4 +65,8 @@ __all__ = [
     "ParameterSet", "ParamSpec", "available_parameter_sets", "load_parameter_set",
     "sample_population", "Meal", "Protocol", "fasting", "mixed_meals", "ogtt",
     "build_model", "parameters_from_set", "__version__",
+    "glycemic_metrics", "glycemic_table",
+    "CGM", "AbstractController", "Action", "BasalBolus", "FunctionController", "InsulinProtocol", "MealEvent",
+    "Observation", "PatientInfo", "PIDController", "Pump", "T1DCohort", "T1DResult", "T1DScenario",
+    "load_patients", "patient_table", "simulate_t1d", "uva_padova_cohort",
 ]

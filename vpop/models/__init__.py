@@ -12,8 +12,16 @@ from ._dallaman2007 import (
     DallaManState as DallaManState,
 )
 
+from ._uvapadova2008 import (
+    PARAMETER_SPECS as UVAPADOVA2008_PARAMETER_SPECS,
+    UvaPadova2008 as UvaPadova2008,
+    UvaPadova2008Params as UvaPadova2008Params,
+    UvaPadovaInputs as UvaPadovaInputs,
+    UvaPadovaState as UvaPadovaState,
+)
+
 #: Models by name, as used in configs and parameter-set files.
-MODELS = {"DallaMan2007": DallaMan2007}
+MODELS = {"DallaMan2007": DallaMan2007, "UvaPadova2008": UvaPadova2008}
 
 __all__ = [
     "MODELS",
@@ -26,4 +34,9 @@ __all__ = [
     "STATE_UNITS",
     "STATE_SYMBOLS",
     "FLUX_UNITS",
+    "UvaPadova2008",
+    "UvaPadova2008Params",
+    "UvaPadovaInputs",
+    "UvaPadovaState",
+    "UVAPADOVA2008_PARAMETER_SPECS",
 ]

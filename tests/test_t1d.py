@@ -1,0 +1,176 @@
+"""Type 1 diabetes: UVA/Padova 2008 patients, devices, therapies, metrics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import vpop
+from vpop import _t1d
+from vpop._glycemic import glycemic_metrics, lbgi_hbgi
+from vpop._t1d import (
+    CGM, BasalBolus, FunctionController, InsulinProtocol, MealEvent, PIDController, Pump, T1DScenario,
+    load_patients, simulate_t1d, uva_padova_cohort,
+)
+from vpop.models._uvapadova2008 import UvaPadovaInputs
+
+
+def test_published_initial_states_are_steady_at_basal_insulin():
+    model, p, y0, table = load_patients()
+    assert len(table) == 30 and set(table["group"]) == {"adolescent", "adult", "child"}
+    u = UvaPadovaInputs(jnp.zeros(30), p.basal_insulin_u_per_h / 60.0)
+    dy = model.vector_field(0.0, y0, p, u)
+    for name, d in dy._asdict().items():
+        scale = np.maximum(1.0, np.abs(np.asarray(getattr(y0, name))))
+        # the CSV stores ~12 significant digits
+        assert np.all(np.abs(np.asarray(d)) <= 1e-8 * scale), name
+    # and the model's own basal state reproduces them
+    yb = model.basal_state(p)
+    for name in y0._fields:
+        np.testing.assert_allclose(getattr(yb, name), getattr(y0, name), rtol=1e-8, atol=1e-8, err_msg=name)
+
+
+def test_simglucose_parity_all_30_patients():
+    from vpop._validate import check_simglucose_30_patients
+
+    rows = check_simglucose_30_patients()
+    worst = max(r["value"] for r in rows if "blood_glucose" in r["metric"])
+    assert all(r["passed"] for r in rows), worst
+    assert len([r for r in rows if r["metric"].endswith(("#001", "#002", "#003", "#004", "#005", "#006", "#007", "#008", "#009", "#010"))]) == 30
+
+
+def test_replay_is_sensitive_to_the_inputs():
+    """The parity check can fail: doubling the insulin changes blood glucose by far more than 0.5 mg/dL."""
+    model, p, y0, _ = load_patients(["adult#001"])
+    T = 600
+    basal = float(p.basal_insulin_u_per_h[0]) / 60.0
+    carbs = np.zeros(T); carbs[60:69] = 5.0
+    a = vpop.simulate(model, p, InsulinProtocol.replay(carbs, np.full(T, basal)), y0=y0)
+    b = vpop.simulate(model, p, InsulinProtocol.replay(carbs, np.full(T, 2 * basal)), y0=y0)
+    d = np.abs(np.asarray(a.states["glucose_plasma"] - b.states["glucose_plasma"]) / float(p.VG[0]))
+    assert d.max() > 5.0
+
+
+def test_pump_rounds_in_units_of_insulin_and_clips():
+    pump = Pump.named("Insulet")
+    basal, bolus = pump.deliver(jnp.array([0.0, 1.23, 99.0, -1.0]), jnp.array([0.02, 3.333, 100.0, -2.0]))
+    np.testing.assert_allclose(basal, [0.0, 1.25, 30.0, 0.0])
+    np.testing.assert_allclose(bolus, [0.0, 3.35, 30.0, 0.0])
+    with pytest.raises(ValueError, match="unknown pump"):
+        Pump.named("Nope")
+    with pytest.raises(ValueError, match="bolus_increment_u"):
+        Pump(bolus_increment_u=0.0)
+
+
+def test_meal_grams_in_equal_grams_eaten():
+    sc = T1DScenario(600.0, (MealEvent(33.0, 47.0), MealEvent(40.0, 20.0), MealEvent(300.0, np.array([10.0, 0.0, 61.5]))), step_min=5.0)
+    carbs, announced = sc.arrays(3)
+    eaten = carbs.sum(axis=1) * sc.step_min
+    np.testing.assert_allclose(eaten, [77.0, 67.0, 128.5], rtol=1e-12)
+    np.testing.assert_allclose(announced.sum(axis=1), [77.0, 67.0, 128.5])
+    assert carbs.max() <= 2 * sc.eat_rate_g_per_min + 1e-12  # two overlapping meals at most
+
+
+def test_insulin_requested_equals_delivered_and_each_bolus_counted_once():
+    cohort = uva_padova_cohort(["adult#001", "child#001", "adolescent#003"])
+    sc = T1DScenario.daily(1, step_min=5.0)
+    res = simulate_t1d(cohort, sc, BasalBolus(), cgm=CGM.named("Dexcom", noise=False), mode="fast")
+    r = {k: np.asarray(v, float) for k, v in res.records.items()}
+    pump = Pump.named("Insulet")
+    # delivered = requested to the pump's resolution, for every interval
+    assert np.all(np.abs(r["bolus_delivered [U]"] - r["bolus_requested [U]"]) <= pump.bolus_increment_u / 2 + 1e-6)
+    assert np.all(np.abs(r["basal_delivered [U/h]"] - r["basal_requested [U/h]"]) <= pump.basal_increment_u_per_h / 2 + 1e-6)
+    # one bolus per meal, of CR-based size (no correction needed below 150 mg/dL is not assumed)
+    n_boluses = (r["bolus_delivered [U]"] > 0).sum(axis=1)
+    assert list(n_boluses) == [3, 3, 3]
+    cr = np.asarray(cohort.info.cr_g_per_u)
+    assert np.all(r["bolus_requested [U]"].sum(axis=1) >= 195.0 / cr - 1e-4)
+    # grams eaten over the day
+    np.testing.assert_allclose(r["carbs_eaten [g]"].sum(axis=1), 195.0, rtol=1e-6)
+
+
+def test_insulin_mass_balance_in_the_depots():
+    """A single 3 U bolus with no basal: what leaves the s.c. depots equals the dose (counted once)."""
+    cohort = uva_padova_cohort(["adult#002"])
+    bolus_only = FunctionController(lambda h, obs, info: vpop.Action(0.0 * info.basal_u_per_h, jnp.where(obs.time_min == 0, 3.0, 0.0)), history_len=2)
+    sc = T1DScenario(24 * 60.0, (), step_min=1.0)
+    res = simulate_t1d(cohort, sc, bolus_only, cgm=CGM.named("Dexcom", noise=False), mode="reference",
+                       saved_states=tuple(cohort.model.State._fields))
+    assert float(res.insulin_delivered_u()[0]) == pytest.approx(3.0)
+    p = cohort.params
+    s = {k: np.asarray(v[0]) for k, v in res.states.items()}
+    bw = float(p.BW[0])
+    dose = 3.0 * 6000.0 / bw  # pmol/kg
+    depot0 = float(cohort.y0.insulin_sc_1[0] + cohort.y0.insulin_sc_2[0])
+    absorbed_rate = float(p.ka1[0]) * s["insulin_sc_1"] + float(p.ka2[0]) * s["insulin_sc_2"]
+    absorbed = np.trapezoid(absorbed_rate, res.time_min)
+    remaining = s["insulin_sc_1"][-1] + s["insulin_sc_2"][-1]
+    # trapezoid on a 1-min grid of smooth exponentials: relative error ~1e-5
+    assert depot0 + dose == pytest.approx(remaining + absorbed, rel=1e-4)
+
+
+def test_cgm_noise_is_seeded_and_shaped():
+    cgm = CGM.named("Dexcom")
+    t = np.arange(0, 1440, 5.0)
+    a = cgm.noise_mg_per_dl(jax.random.PRNGKey(3), 4, t)
+    b = cgm.noise_mg_per_dl(jax.random.PRNGKey(3), 4, t)
+    c = cgm.noise_mg_per_dl(jax.random.PRNGKey(4), 4, t)
+    assert a.shape == (4, len(t))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert np.all(np.isfinite(a)) and 2.0 < float(jnp.std(a)) < 30.0  # mg/dL-scale sensor error
+    assert np.all(CGM.named("Dexcom", noise=False).noise_mg_per_dl(jax.random.PRNGKey(0), 2, t) == 0)
+    with pytest.raises(ValueError, match="unknown sensor"):
+        CGM.named("Nope")
+
+
+def test_same_seed_same_results_fast_matches_reference():
+    cohort = uva_padova_cohort(["adolescent#001", "adult#005"])
+    sc = T1DScenario.random(2, 1, seed=5, p_missed_bolus=0.2, p_late_bolus=0.3)
+    a = simulate_t1d(cohort, sc, BasalBolus(), seed=11, mode="fast")
+    b = simulate_t1d(cohort, sc, BasalBolus(), seed=11, mode="fast")
+    np.testing.assert_array_equal(a.blood_glucose_mg_per_dl(), b.blood_glucose_mg_per_dl())
+    ref = simulate_t1d(cohort, sc, BasalBolus(), seed=11, mode="reference")
+    diff = np.abs(np.asarray(a.blood_glucose_mg_per_dl(), float) - np.asarray(ref.blood_glucose_mg_per_dl()))
+    assert diff.max() < 1.0, diff.max()
+
+
+def test_random_scenario_is_seeded_with_missed_boluses():
+    a = T1DScenario.random(50, 2, seed=1, p_missed_bolus=0.5)
+    b = T1DScenario.random(50, 2, seed=1, p_missed_bolus=0.5)
+    ca, aa = a.arrays(50)
+    cb, ab = b.arrays(50)
+    np.testing.assert_array_equal(ca, cb)
+    assert aa.sum() < 0.8 * ca.sum() * a.step_min  # about half the grams have no bolus
+    with pytest.raises(ValueError, match="p_missed_bolus"):
+        T1DScenario.random(2, 1, p_missed_bolus=2.0)
+
+
+def test_user_function_controller_is_batched():
+    cohort = uva_padova_cohort(["adult#001", "adult#002", "child#002"])
+
+    def double_basal_when_high(hist, obs, info):
+        return vpop.Action(jnp.where(hist[-1] > 160, 2.0, 1.0) * info.basal_u_per_h, obs.meal_announced_g / info.cr_g_per_u)
+
+    res = simulate_t1d(cohort, T1DScenario.daily(1), FunctionController(double_basal_when_high, 6), mode="fast")
+    basal = np.asarray(res.records["basal_delivered [U/h]"])
+    cgm = np.asarray(res.records["cgm [mg/dL]"])
+    ratio = basal / np.round(np.asarray(cohort.info.basal_u_per_h)[:, None] / 0.05) / 0.05
+    assert np.all((cgm > 160) == (ratio > 1.5))
+
+
+def test_glycemic_metrics_by_hand():
+    g = jnp.array([[50.0, 60.0, 100.0, 150.0, 200.0, 300.0, 112.5, 180.0, 70.0, 260.0]])
+    m = {k: float(v[0]) for k, v in glycemic_metrics(g).items()}
+    assert m["time_in_range_70_180 [%]"] == pytest.approx(50.0)
+    assert m["time_below_70 [%]"] == pytest.approx(20.0)
+    assert m["time_below_54 [%]"] == pytest.approx(10.0)
+    assert m["time_above_180 [%]"] == pytest.approx(30.0)
+    assert m["time_above_250 [%]"] == pytest.approx(20.0)
+    assert m["gmi [%]"] == pytest.approx(3.31 + 0.02392 * float(np.mean(g)))
+    lb, hb = lbgi_hbgi(jnp.array([112.5]))
+    assert float(lb) < 1e-3 and float(hb) < 1e-3  # f(112.5) ≈ 0
+    lb, hb = lbgi_hbgi(jnp.array([50.0, 200.0]))
+    f = lambda x: 1.509 * (np.log(x) ** 1.084 - 5.381)  # noqa: E731
+    assert float(lb) == pytest.approx(10 * f(50.0) ** 2 / 2)
+    assert float(hb) == pytest.approx(10 * f(200.0) ** 2 / 2)
