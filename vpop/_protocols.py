@@ -38,7 +38,7 @@ class Meal:
             raise ValueError(f"meal carbs_g must be a scalar or one value per person, got shape {carbs.shape}")
         if not np.all(np.isfinite(carbs)) or np.any(carbs < 0) or np.any(carbs > 1000):
             bad = carbs.reshape(-1)[~(np.isfinite(carbs.reshape(-1)) & (carbs.reshape(-1) >= 0) & (carbs.reshape(-1) <= 1000))][0]
-            raise ValueError(f"meal carbs_g={bad!r} at time_min={self.time_min} is outside the allowed range [0, 1000] g")
+            raise ValueError(f"meal carbs_g={float(bad):g} at time_min={self.time_min} is outside the allowed range [0, 1000] g")
 
 
 @dataclass(frozen=True)

@@ -298,50 +298,61 @@ class BasalBolus(AbstractController):
 
 
 class PIDController(AbstractController):
-    """Hybrid closed loop: PID on CGM around a target, meal boluses from CR, low-glucose suspend.
+    """Hybrid closed loop: PID on CGM with insulin feedback, meal boluses from CR, low-glucose suspend.
 
-    The gains are scaled per person by the correction factor CF, so that a sustained error ``e``
-    [mg/dL] asks for ``e/CF`` units over ``tau_p_h`` hours (proportional), the integral term does the
-    same per ``tau_i_h`` hours of accumulated error, and the derivative term anticipates
-    ``tau_d_min`` minutes of the current trend. Insulin on board from boluses is not modelled: the
-    integral is frozen for ``bolus_hold_min`` after a meal bolus, and delivery is suspended while the
-    reading is below ``suspend_below_mg_per_dl`` or predicted (by the trend) to fall below it within
-    ``tau_d_min``. The basal rate is bounded to ``[0, max_basal_multiple × basal]``.
+    Per control step, with error ``e = CGM − target`` [mg/dL] and trend ``dG/dt`` from the last two
+    readings:
+
+    * the insulin the person still needs is ``need = (e + tau_d·dG/dt)/CF + I − IOB`` [U], where
+      ``IOB`` is the controller's own estimate of active insulin it gave beyond the basal rate
+      (boluses and extra basal, decaying exponentially with ``iob_tau_min``; suspended basal counts
+      negatively) and ``I = ∫e dt/(CF·tau_i_h)`` a slow integral (frozen while insulin is active);
+    * the basal rate is the person's basal plus ``need`` spread over ``tau_p_h`` hours, bounded to
+      ``[0, max_basal_multiple × basal]``;
+    * delivery is suspended while the reading, or the reading projected ``tau_d_min`` ahead, is below
+      ``suspend_below_mg_per_dl``;
+    * meals get the bolus of a standard bolus calculator, ``bolus_fraction × carbs/CR + e/CF − IOB``
+      (a negative correction when below target), never below zero.
+
+    Gains are scaled per person by the correction factor CF, so one set of time constants fits every
+    patient. No parameter is fitted to the test cohort.
     """
 
     target_mg_per_dl: float = 120.0
-    tau_p_h: float = 2.0
-    tau_i_h: float = 8.0
+    tau_p_h: float = 1.5
+    tau_i_h: float = 10.0
     tau_d_min: float = 30.0
-    suspend_below_mg_per_dl: float = 80.0
-    max_basal_multiple: float = 4.0
-    bolus_hold_min: float = 120.0
+    iob_tau_min: float = 150.0
+    suspend_below_mg_per_dl: float = 85.0
+    max_basal_multiple: float = 2.0
+    bolus_fraction: float = 1.0
 
     def init(self, info):
         z = jnp.zeros_like(jnp.asarray(info.basal_u_per_h, dtype=float))
-        # integral [mg/dL·h], previous reading [mg/dL] (NaN: none yet), minutes since last bolus
-        return (z, z + jnp.nan, z + 1e9)
+        # integral [mg/dL·h], previous reading [mg/dL] (NaN: none yet), insulin on board [U]
+        return (z, z + jnp.nan, z)
 
     def __call__(self, state, obs, info):
-        integral, previous, since_bolus = state
+        integral, previous, iob = state
         cgm = obs.cgm_mg_per_dl
-        err = cgm - self.target_mg_per_dl
-        trend = jnp.where(jnp.isnan(previous), 0.0, (cgm - previous) / obs.dt_min)  # mg/dL/min
-        meal = obs.meal_announced_g > 0
-        since_bolus = jnp.where(meal, 0.0, since_bolus + obs.dt_min)
-        hold = since_bolus < self.bolus_hold_min
-        integral = jnp.where(hold | (cgm < self.suspend_below_mg_per_dl), integral,
-                             integral + err * obs.dt_min / 60.0)
-        integral = jnp.clip(integral, -0.5 * self.tau_i_h * 100.0, self.tau_i_h * 100.0)
+        dt = obs.dt_min
         cf = info.cf_mg_per_dl_per_u
-        extra = (err / cf) / self.tau_p_h + (integral / cf) / (self.tau_p_h * self.tau_i_h) \
-            + (trend * self.tau_d_min / cf) / self.tau_p_h  # U/h
-        basal = jnp.clip(info.basal_u_per_h + extra, 0.0, self.max_basal_multiple * info.basal_u_per_h)
+        err = cgm - self.target_mg_per_dl
+        trend = jnp.where(jnp.isnan(previous), 0.0, (cgm - previous) / dt)  # mg/dL/min
+        active = jnp.abs(iob) > 0.1 * info.basal_u_per_h  # insulin beyond basal still acting
+        integral = jnp.where(active | (cgm < self.suspend_below_mg_per_dl), integral, integral + err * dt / 60.0)
+        integral = jnp.clip(integral, -20.0 * cf, 20.0 * cf)  # anti-windup: at most ±20 U·h equivalent
+        need = (err + self.tau_d_min * trend) / cf + integral / (cf * self.tau_i_h) - iob  # U
+        basal = jnp.clip(info.basal_u_per_h + need / self.tau_p_h, 0.0, self.max_basal_multiple * info.basal_u_per_h)
         predicted = cgm + trend * self.tau_d_min
-        suspend = (cgm < self.suspend_below_mg_per_dl) | (predicted < self.suspend_below_mg_per_dl - 10.0)
+        suspend = (cgm < self.suspend_below_mg_per_dl) | (predicted < self.suspend_below_mg_per_dl)
         basal = jnp.where(suspend, 0.0, basal)
-        bolus = jnp.where(meal, obs.meal_announced_g / info.cr_g_per_u, 0.0)
-        return (integral, cgm, since_bolus), Action(basal, bolus)
+        # bolus calculator: carbs/CR + correction (negative when low) − insulin on board, never < 0
+        wizard = self.bolus_fraction * obs.meal_announced_g / info.cr_g_per_u + err / cf - jnp.maximum(iob, 0.0)
+        bolus = jnp.where(obs.meal_announced_g > 0, jnp.maximum(wizard, 0.0), 0.0)
+        extra = bolus + (basal - info.basal_u_per_h) * dt / 60.0  # U beyond basal given this step
+        iob = iob * jnp.exp(-dt / self.iob_tau_min) + extra
+        return (integral, cgm, iob), Action(basal, bolus)
 
 
 class FunctionController(AbstractController):
