@@ -174,3 +174,26 @@ def test_glycemic_metrics_by_hand():
     f = lambda x: 1.509 * (np.log(x) ** 1.084 - 5.381)  # noqa: E731
     assert float(lb) == pytest.approx(10 * f(50.0) ** 2 / 2)
     assert float(hb) == pytest.approx(10 * f(200.0) ** 2 / 2)
+
+
+def test_basal_derivation_reproduces_the_published_patients():
+    c = uva_padova_cohort()
+    Ib, u2ss, egpb = _t1d._t1d_basal(c.params)
+    np.testing.assert_allclose(Ib, c.params.Ib, rtol=1e-8)
+    np.testing.assert_allclose(u2ss, c.params.u2ss, rtol=1e-8)
+
+
+def test_sampled_t1d_patients_are_plausible_and_steady():
+    v = vpop.sample_t1d_patients(300, seed=2)
+    w = vpop.sample_t1d_patients(300, seed=2)
+    np.testing.assert_array_equal(v.params.Vmx, w.params.Vmx)
+    basal = np.asarray(v.info.basal_u_per_h)
+    assert v.n_people == 300 and np.all((basal >= 0.05) & (basal <= 5.0))
+    for name, spec in v.model.parameter_specs.items():
+        assert np.all(spec.valid(np.asarray(getattr(v.params, name)))), name
+    u = UvaPadovaInputs(jnp.zeros(300), v.params.basal_insulin_u_per_h / 60.0)
+    dy = v.model.vector_field(0.0, v.y0, v.params, u)
+    assert max(float(jnp.max(jnp.abs(d))) for d in dy) < 1e-9
+    # the sample keeps the cohort's spread: log-SD of Vmx within a factor 2 of the 30 patients'
+    ref = np.log(vpop.patient_table()["Vmx"].to_numpy())
+    assert 0.5 < np.std(np.log(np.asarray(v.params.Vmx))) / np.std(ref) < 2.0

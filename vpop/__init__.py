@@ -53,6 +53,7 @@ from ._t1d import (
     T1DScenario as T1DScenario,
     load_patients as load_patients,
     patient_table as patient_table,
+    sample_t1d_patients as sample_t1d_patients,
     simulate_t1d as simulate_t1d,
     uva_padova_cohort as uva_padova_cohort,
 )
@@ -68,5 +69,5 @@ __all__ = [
     "glycemic_metrics", "glycemic_table",
     "CGM", "AbstractController", "Action", "BasalBolus", "FunctionController", "InsulinProtocol", "MealEvent",
     "Observation", "PatientInfo", "PIDController", "Pump", "T1DCohort", "T1DResult", "T1DScenario",
-    "load_patients", "patient_table", "simulate_t1d", "uva_padova_cohort",
+    "load_patients", "patient_table", "sample_t1d_patients", "simulate_t1d", "uva_padova_cohort",
 ]

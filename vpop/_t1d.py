@@ -670,3 +670,93 @@ def simulate_t1d(
         pstate0=pstate0, substeps=substeps,
     )
     return T1DResult(cohort, scenario, scenario.time_min, saved, records, status, mode)
+
+
+# --------------------------------------------------------------------------- new virtual patients
+
+#: Parameters derived per sampled person from the basal steady state (not sampled).
+_DERIVED_T1D = ("Ib", "u2ss")
+#: Quest columns sampled jointly with the parameters.
+_QUEST = ("CR", "CF", "TDI")
+
+
+def _t1d_basal(p: UvaPadova2008Params):
+    """Insulin that holds glucose at ``Gb`` for parameters ``p`` (elementwise): returns
+    ``(Ib [pmol/L], u2ss [pmol/kg/min], EGPb [mg/kg/min])``.
+
+    With X = 0 at basal, ``Vm0·Gt/(Km0 + Gt) = k1·Gp − k2·Gt`` fixes Gt (positive root of a
+    quadratic); ``dGp/dt = 0`` then fixes EGPb, and ``EGP = kp1 − kp2·Gp − kp3·Ib`` fixes Ib; the
+    insulin subsystem at steady state gives the delivery u2ss.
+    """
+    Gp = p.Gb * p.VG
+    B = p.k2 * p.Km0 + p.Vm0 - p.k1 * Gp
+    Gt = (-B + jnp.sqrt(B * B + 4.0 * p.k2 * p.k1 * Gp * p.Km0)) / (2.0 * p.k2)
+    E = p.ke1 * jnp.maximum(Gp - p.ke2, 0.0)
+    EGPb = p.Fsnc + E + p.k1 * Gp - p.k2 * Gt
+    Ib = (p.kp1 - p.kp2 * Gp - EGPb) / p.kp3
+    u2ss = Ib * p.VI * (p.m2 + p.m4 - p.m1 * p.m2 / (p.m1 + p.m30))
+    return Ib, u2ss, EGPb
+
+
+def sample_t1d_patients(n_people: int, *, seed: int = 0, groups: Sequence[str] = ("adolescent", "adult", "child"),
+                        basal_u_per_h_range=(0.05, 5.0), insulin_pmol_per_l_range=(5.0, 500.0),
+                        max_rounds: int = 50, dtype=jnp.float64) -> T1DCohort:
+    """New T1D virtual people from the joint distribution of the 30 public patients.
+
+    Every parameter except ``Ib`` and ``u2ss`` (33 − 2), plus the Quest CR, CF and TDI, is drawn
+    from a multivariate normal fitted to the chosen groups of the 30 patients on the log scale
+    (logit for the fractions f, b, d), so correlations between parameters are kept. ``Ib`` and the
+    basal delivery ``u2ss`` are then derived so that the person's basal state is a steady state at
+    their sampled basal glucose ``Gb`` (:func:`_t1d_basal`).
+
+    Plausibility (rejection, redrawn until ``n_people`` are kept): the basal state must exist (EGPb > 0,
+    Ib > 0), basal insulin must lie in ``basal_u_per_h_range`` [U/h] and basal plasma insulin in
+    ``insulin_pmol_per_l_range`` [pmol/L], and every parameter must be inside its valid range.
+    With 30 patients and 34 variables the covariance is rank-deficient: sampling happens in the
+    span of the observed patients (a singular normal), which is conservative by design.
+    """
+    table = patient_table()
+    table = table[table["group"].isin(groups)]
+    if len(table) < 2:
+        raise ValueError(f"groups={groups!r} select fewer than 2 patients")
+    sampled = [k for k in PARAMETER_SPECS if k not in _DERIVED_T1D]
+    cols = [_COLUMN_OF.get(k, k) for k in sampled] + list(_QUEST)
+    frac = [PARAMETER_SPECS[k].fraction for k in sampled] + [False] * len(_QUEST)
+    X = table[cols].to_numpy(float)
+    frac = np.asarray(frac)
+    Z = np.log(X)
+    Z[:, frac] = np.log(X[:, frac] / (1.0 - X[:, frac]))
+    mu = Z.mean(axis=0)
+    U, s, Vt = np.linalg.svd(Z - mu, full_matrices=False)
+    scale = s / np.sqrt(len(Z) - 1)  # singular normal in the span of the data
+    rng = np.random.default_rng(seed)
+    kept, n_kept = [], 0
+    for _ in range(max_rounds):
+        z = mu + (rng.standard_normal((n_people, len(scale))) * scale) @ Vt
+        x = np.where(frac, 1.0 / (1.0 + np.exp(-z)), np.exp(z))
+        values = dict(zip(sampled, x[:, : len(sampled)].T))
+        values.update({"Ib": np.ones(n_people), "u2ss": np.ones(n_people)})
+        p = UvaPadova2008Params(**{k: jnp.asarray(v, dtype) for k, v in values.items()})
+        Ib, u2ss, EGPb = (np.asarray(a) for a in _t1d_basal(p))
+        basal = u2ss * values["BW"] * 60.0 / 6000.0
+        ok = (EGPb > 0) & (Ib > insulin_pmol_per_l_range[0]) & (Ib < insulin_pmol_per_l_range[1])
+        ok &= (basal >= basal_u_per_h_range[0]) & (basal <= basal_u_per_h_range[1])
+        values.update({"Ib": Ib, "u2ss": u2ss})
+        for k, spec in PARAMETER_SPECS.items():
+            ok &= spec.valid(values[k])
+        idx = np.flatnonzero(ok)[: n_people - n_kept]
+        kept.append(({k: v[idx] for k, v in values.items()}, x[idx, len(sampled):]))
+        n_kept += idx.size
+        if n_kept == n_people:
+            break
+    else:
+        raise ValueError(f"sample_t1d_patients: only {n_kept} plausible people in {max_rounds} rounds")
+    values = {k: np.concatenate([kv[0][k] for kv in kept]) for k in PARAMETER_SPECS}
+    quest = np.concatenate([kv[1] for kv in kept])
+    model = UvaPadova2008()
+    params = model.Params.from_dict(values, dtype=dtype)
+    y0 = model.basal_state(params)
+    info = PatientInfo(jnp.asarray(quest[:, 0], dtype), jnp.asarray(quest[:, 1], dtype), params.basal_insulin_u_per_h,
+                       jnp.asarray(quest[:, 2], dtype), params.BW)
+    names = tuple(f"virtual#{i:05d}" for i in range(n_people))
+    return T1DCohort(model, params, y0, info, names)
