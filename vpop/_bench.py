@@ -375,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-dtype", choices=("float32", "float64"), default="float32",
                         help="precision of the baseline (default float32, as vpop fast mode)")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON lines to FILE")
+    parser.add_argument("--case", choices=("all", "meal", "t1d"), default="all",
+                        help="which cases to run (default all): meal_model_1day, t1d_uva_padova")
+    parser.add_argument("--simglucose-python", metavar="PYTHON",
+                        help="interpreter with simglucose 0.2.11 installed, to time it for t1d_uva_padova "
+                             "(default: this interpreter)")
     args = parser.parse_args(argv)
     if args.sizes is not None and any(s < 1 for s in args.sizes):
         parser.error("--sizes must be positive integers")
@@ -397,8 +402,15 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        run_bench(args.quick, args.sizes, args.repeats, baseline_cap=args.baseline_cap,
-                  baseline_dtype=args.baseline_dtype, emit=emit)
+        if args.case in ("all", "meal"):
+            run_bench(args.quick, args.sizes, args.repeats, baseline_cap=args.baseline_cap,
+                      baseline_dtype=args.baseline_dtype, emit=emit)
+        if args.case in ("all", "t1d"):
+            from ._bench_t1d import run_t1d_case
+
+            _log("t1d_uva_padova: 30 UVA/Padova patients replicated, 1 day, basal-bolus, fast mode")
+            run_t1d_case(args.quick, repeats=args.repeats or 3, simglucose_python=args.simglucose_python,
+                         device=device_description(), emit=emit)
     finally:
         if out is not None:
             out.close()

@@ -224,7 +224,10 @@ class CGM:
         if not self.noise:
             return jnp.zeros((n_people, len(times_min)))
         n15 = int(np.ceil(times_min.max() / 15.0)) + 2
-        v = jax.random.normal(key, (n15, n_people))
+        # one key per person (fold_in of the person index): a person's noise does not depend on
+        # the cohort size or on how the cohort is chunked
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_people))
+        v = jax.vmap(lambda k: jax.random.normal(k, (n15,)))(keys).T  # (n15, n)
 
         def ar(e, vk):
             e = self.pacf * (e + vk)
