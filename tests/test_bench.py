@@ -14,7 +14,7 @@ REQUIRED = {"case", "device", "n_people", "patient_days_per_s", "baseline_patien
 
 def test_run_bench_tiny(tmp_path, capsys):
     out = tmp_path / "bench.jsonl"
-    assert bench.main(["--sizes", "4", "--repeats", "1", "--baseline-cap", "3", "--out", str(out)]) == 0
+    assert bench.main(["--case", "meal", "--sizes", "4", "--repeats", "1", "--baseline-cap", "3", "--out", str(out)]) == 0
     stdout_rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     file_rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert stdout_rows == file_rows
@@ -48,3 +48,13 @@ def test_sample_cohort_is_the_documented_cohort():
     _, direct, _ = vpop.sample_population(bench.PARAMETER_SET, 5, cv=bench.COHORT_CV, seed=0)
     assert cohort.Vmx.shape == (5,)
     np.testing.assert_array_equal(np.asarray(cohort.Vmx), np.asarray(direct.Vmx))
+
+
+def test_t1d_case_smoke():
+    from vpop._bench_t1d import run_t1d_case
+
+    (row,) = run_t1d_case(True, n_people=30, repeats=1, simglucose_python="/nonexistent/python")
+    assert row["case"] == "t1d_uva_padova" and row["n_people"] == 30 and row["n_ok"] == 30
+    assert row["patient_days_per_s"] > 0 and math.isfinite(row["patient_days_per_s"])
+    # simglucose unavailable: no invented baseline or ratio
+    assert row["baseline_patient_days_per_s"] is None and row["ratio"] is None

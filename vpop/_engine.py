@@ -188,7 +188,7 @@ def _reference_solve(model, params, y0, xs, dt, n_int, names, rtol, atol, max_st
             finite, gmin = _health(y, finite, gmin)
             t0 = k * dt
             sol = diffrax.diffeqsolve(
-                term, solver, t0, t0 + dt, None, y, args=(p, u),
+                term, solver, t0, t0 + dt, dt, y, args=(p, u),
                 saveat=diffrax.SaveAt(t1=True), stepsize_controller=controller,
                 max_steps=max_steps, throw=False,
             )

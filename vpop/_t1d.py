@@ -39,7 +39,9 @@ def _read(name: str) -> pd.DataFrame:
 
 
 def patient_table() -> pd.DataFrame:
-    """The 30 patients: name, group, every parameter and Quest column (CR [g/U], CF [mg/dL/U], age [y], TDI [U])."""
+    """The 30 patients: ``Name``, ``group``, every parameter (simglucose column names, units as in
+    :data:`vpop.models.UVAPADOVA2008_PARAMETER_SPECS`) and the Quest columns ``CR`` [g/U],
+    ``CF`` [mg/dL per U], ``Age`` [years], ``TDI`` [U/day]."""
     params = _read("vpatient_params.csv")
     quest = _read("Quest.csv")
     df = params.merge(quest, on="Name", how="left", validate="one_to_one")
@@ -587,6 +589,15 @@ class T1DResult:
     status: jax.Array
     mode: str
 
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of people whose simulation succeeded. ``NEGATIVE_GLUCOSE`` marks people whose
+        plasma glucose fell below zero: the S2008 model has no counter-regulation, so this is a
+        severe hypoglycaemia outside the model's validity, reported rather than clamped."""
+        from ._engine import Status
+
+        return np.asarray(self.status) == Status.OK
+
     def blood_glucose_mg_per_dl(self):
         """Plasma (blood) glucose Gp/VG [mg/dL], shape ``(n_people, T + 1)``."""
         return self.states["glucose_plasma"] / self.cohort.params.VG[:, None]
@@ -630,7 +641,8 @@ def simulate_t1d(
 ) -> T1DResult:
     """Simulate a T1D cohort through a scenario with a therapy in the loop.
 
-    At every control step: the CGM reads subcutaneous glucose (with seeded noise), the controller
+    At every control step (``scenario.step_min``; the CGM is read once per step, whatever its own
+    sample time): the CGM reads subcutaneous glucose (with seeded noise), the controller
     (batched over people with ``jax.vmap``) asks for a basal rate [U/h] and a bolus [U], the pump
     rounds and clips them, and the model receives ``basal/60 + bolus/step`` U/min over the step (so a
     bolus is delivered once, over one step) and the grams eaten in the step.

@@ -44,6 +44,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike
 
 from .._parameters import ParamSpec
+from ._base import AbstractModel, AbstractParams
 
 
 PARAMETER_SPECS: dict[str, ParamSpec] = {
@@ -94,12 +95,15 @@ PARAMETER_SPECS: dict[str, ParamSpec] = {
 }
 
 
-class DallaMan2007Params(eqx.Module):
+class DallaMan2007Params(AbstractParams):
     """Parameters of :class:`DallaMan2007` (see :data:`PARAMETER_SPECS` for units and ranges).
 
     All leaves are arrays: scalars for one person, shape ``(n_people,)`` for a population.
     Build from a mapping with :meth:`from_dict` (validates names and ranges).
     """
+
+    specs = PARAMETER_SPECS
+    model_name = "DallaMan2007"
 
     BW: Array
     VG: Array
@@ -138,23 +142,7 @@ class DallaMan2007Params(eqx.Module):
     Ib: Array
     Sb: Array
 
-    @classmethod
-    def from_dict(cls, values, *, validate: bool = True, dtype=jnp.float64) -> "DallaMan2007Params":
-        """Build parameters from ``{name: value}``; values may be scalars or per-person arrays."""
-        from .._parameters import check_parameters
 
-        if validate:
-            check_parameters(values, PARAMETER_SPECS, where="DallaMan2007")
-        return cls(**{k: jnp.asarray(values[k], dtype=dtype) for k in PARAMETER_SPECS})
-
-    def to_dict(self) -> dict[str, Array]:
-        return {k: getattr(self, k) for k in PARAMETER_SPECS}
-
-    @property
-    def n_people(self) -> int | None:
-        """Size of the leading person axis, or ``None`` for a single person."""
-        shape = jnp.shape(self.BW)
-        return shape[0] if shape else None
 
 
 class DallaManState(NamedTuple):
@@ -256,7 +244,7 @@ def _safe_dose(D):
     return jnp.where(D > 0, D, 1.0)
 
 
-class DallaMan2007(eqx.Module):
+class DallaMan2007(AbstractModel):
     """Dalla Man, Rizza & Cobelli 2007 whole-body meal model (one person; batch by broadcasting).
 
     Args:
@@ -409,14 +397,3 @@ class DallaMan2007(eqx.Module):
         )
         Gb = jnp.where(sol.result == optx.RESULTS.successful, sol.value / p.VG, jnp.nan)
         return eqx.tree_at(lambda q: (q.Sb, q.Ib, q.Gb), p, (Sb, Ib, Gb))
-
-    def initial_state(self, p: DallaMan2007Params, overrides: dict | None = None) -> DallaManState:
-        """Basal state, with optional explicit values (state name → value) replacing entries."""
-        y = self.basal_state(p)
-        if overrides:
-            unknown = set(overrides) - set(DallaManState._fields)
-            if unknown:
-                raise ValueError(f"initial_state: unknown state(s) {sorted(unknown)}; allowed: {list(DallaManState._fields)}")
-            dtype = jnp.result_type(p.VG)
-            y = y._replace(**{k: jnp.full(jnp.shape(p.VG), v, dtype) for k, v in overrides.items()})
-        return y

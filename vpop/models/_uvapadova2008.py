@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from .._parameters import ParamSpec
+from ._base import AbstractModel, AbstractParams
 from .._units import MG_PER_G, PMOL_PER_U
 
 PARAMETER_SPECS: dict[str, ParamSpec] = {
@@ -74,8 +75,11 @@ PARAMETER_SPECS: dict[str, ParamSpec] = {
 }
 
 
-class UvaPadova2008Params(eqx.Module):
+class UvaPadova2008Params(AbstractParams):
     """Parameters of :class:`UvaPadova2008` (see :data:`PARAMETER_SPECS`); scalar or ``(n,)`` leaves."""
+
+    specs = PARAMETER_SPECS
+    model_name = "UvaPadova2008"
 
     BW: Array
     VG: Array
@@ -110,14 +114,6 @@ class UvaPadova2008Params(eqx.Module):
     ke2: Array
     Gb: Array
     u2ss: Array
-
-    @classmethod
-    def from_dict(cls, values, *, validate: bool = True, dtype=jnp.float64) -> "UvaPadova2008Params":
-        from .._parameters import check_parameters
-
-        if validate:
-            check_parameters(values, PARAMETER_SPECS, where="UvaPadova2008")
-        return cls(**{k: jnp.asarray(values[k], dtype=dtype) for k in PARAMETER_SPECS})
 
     @property
     def basal_insulin_u_per_h(self) -> Array:
@@ -161,7 +157,7 @@ class UvaPadovaInputs(NamedTuple):
     insulin_u_per_min: ArrayLike  #: subcutaneous insulin delivery [U/min]
 
 
-class UvaPadova2008(eqx.Module):
+class UvaPadova2008(AbstractModel):
     """UVA/Padova 2008 T1D model (one person; batch by broadcasting).
 
     Args:
@@ -249,16 +245,6 @@ class UvaPadova2008(eqx.Module):
         zero = jnp.zeros_like(Gp)
         X = I - p.Ib  # 0 when Ib is the basal insulin of u2ss (consistent parameters)
         return UvaPadovaState(zero, zero, zero, Gp, Gt, Ip, X, I + zero, I + zero, Il, Isc1, Isc2, Gp, zero, zero)
-
-    def initial_state(self, p, overrides: dict | None = None) -> UvaPadovaState:
-        y = self.basal_state(p)
-        if overrides:
-            unknown = set(overrides) - set(UvaPadovaState._fields)
-            if unknown:
-                raise ValueError(f"initial_state: unknown state(s) {sorted(unknown)}; allowed: {list(UvaPadovaState._fields)}")
-            dtype = jnp.result_type(p.VG)
-            y = y._replace(**{k: jnp.broadcast_to(jnp.asarray(v, dtype), jnp.shape(p.VG)) for k, v in overrides.items()})
-        return y
 
     def protocol_inputs(self, protocol, n_people: int) -> UvaPadovaInputs:
         """Per-interval inputs of a T1D protocol (see :class:`vpop.t1d.InsulinProtocol`)."""
