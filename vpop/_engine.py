@@ -230,10 +230,10 @@ def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstat
         def sub(carry, j):
             y, state = carry
             t = t0 + j * h
-            # made_jump at the first substep: the node's jump invalidates the FSAL derivative.
-            y1, _, _, state, _ = solver.step(term, t, t + h, y, args, state, made_jump=(j == 0))
+            y1, _, _, state, _ = solver.step(term, t, t + h, y, args, state, made_jump=False)
             return (y1, state), None
 
+        # init after the node's jump: the FSAL derivative is recomputed from the jumped state
         state0 = solver.init(term, t0, t0 + h, y, args)
         (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype))
         return (y1, ps, finite, gmin), (_select(y, names), record)
