@@ -638,6 +638,7 @@ def simulate_t1d(
     seed: int = 0,
     saved_states: Sequence[str] = ("glucose_plasma", "glucose_subcutaneous"),
     substeps: int | None = None,
+    fast_solver: str = "bosh3",
 ) -> T1DResult:
     """Simulate a T1D cohort through a scenario with a therapy in the loop.
 
@@ -682,7 +683,7 @@ def simulate_t1d(
     saved, records, status = solve(
         cohort.model, params, y0, xs, dt=scenario.step_min, n_intervals=scenario.n_intervals, mode=mode,
         saved_states=tuple(dict.fromkeys(("glucose_plasma",) + tuple(saved_states))), policy=policy,
-        pstate0=pstate0, substeps=substeps,
+        pstate0=pstate0, substeps=substeps, fast_solver=fast_solver,
     )
     return T1DResult(cohort, scenario, scenario.time_min, saved, records, status, mode)
 
