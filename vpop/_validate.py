@@ -16,6 +16,9 @@ Checks
 ``simglucose_30_patients``
     The 30 public UVA/Padova 2008 patients driven with the per-minute inputs simglucose 0.2.11 gave
     them in a 24-h basal–bolus scenario; blood glucose within 0.5 mg/dL at every sample.
+
+``topp2000_biomd341``
+    The Topp 2000 βIG model against BIOMD0000000341 over 1000 days; relative error ≤ 1e-4 daily.
 """
 
 from __future__ import annotations
@@ -125,10 +128,34 @@ def check_simglucose_30_patients() -> list[dict]:
     return rows
 
 
+TOPP_CSV = "topp2000_betaIG_BIOMD0000000341.csv"
+
+
+def check_topp2000_biomd341(values: dict | None = None) -> list[dict]:
+    """Topp 2000 βIG model against BIOMD0000000341 simulated by libroadrunner 2.10.0 (CVODE, rtol 1e-10):
+    from (G, I, β) = (250, 2.8, 37) over 1000 days; relative error ≤ 1e-4 at every day (the issue),
+    float64. ``values`` overrides parameters (used by the tests to show the check can fail)."""
+    from .models._topp2000 import TOPP2000_VALUES, Topp2000Params, Topp2000State, simulate_topp2000
+
+    with (resources.files("vpop") / "data" / "reference" / TOPP_CSV).open("r") as f:
+        ref = pd.read_csv(f)
+    p = Topp2000Params.from_dict({**TOPP2000_VALUES, **(values or {})})
+    y0 = Topp2000State(*(np.float64(ref[c].iloc[0]) for c in ("G", "I", "B")))
+    ys, ok = simulate_topp2000(p, y0, ref["time"].to_numpy())
+    src = "BIOMD0000000341, libroadrunner 2.10.0 CVODE rtol 1e-10"
+    rows = [_row("topp2000_biomd341", src, "solver_failed", 0.0 if bool(ok) else 1.0, 0.0)]
+    for name, col, unit in zip(ys._fields, ("G", "I", "B"), ("mg/dL", "µU/mL", "mg")):
+        r = ref[col].to_numpy()
+        rel = np.max(np.abs(np.asarray(getattr(ys, name)) - r) / np.abs(r))
+        rows.append(_row("topp2000_biomd341", src, f"max_rel_diff_{col} [1] over 1000 days", rel, 1e-4))
+    return rows
+
+
 #: Every check by name.
 CHECKS: dict[str, Callable[[], list[dict]]] = {
     "dallaman2007_biomd379": check_dallaman2007_biomd379,
     "simglucose_30_patients": check_simglucose_30_patients,
+    "topp2000_biomd341": check_topp2000_biomd341,
 }
 
 

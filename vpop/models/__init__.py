@@ -20,6 +20,14 @@ from ._uvapadova2008 import (
     UvaPadovaState as UvaPadovaState,
 )
 
+from ._topp2000 import (
+    TOPP2000_VALUES as TOPP2000_VALUES,
+    Topp2000 as Topp2000,
+    Topp2000Params as Topp2000Params,
+    Topp2000State as Topp2000State,
+    simulate_topp2000 as simulate_topp2000,
+)
+
 #: Models by name, as used in configs and parameter-set files.
 MODELS = {"DallaMan2007": DallaMan2007, "UvaPadova2008": UvaPadova2008}
 
@@ -39,4 +47,9 @@ __all__ = [
     "UvaPadovaInputs",
     "UvaPadovaState",
     "UVAPADOVA2008_PARAMETER_SPECS",
+    "Topp2000",
+    "Topp2000Params",
+    "Topp2000State",
+    "TOPP2000_VALUES",
+    "simulate_topp2000",
 ]
