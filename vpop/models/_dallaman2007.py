@@ -45,6 +45,7 @@ from jaxtyping import Array, ArrayLike
 
 from .._parameters import ParamSpec
 from ._base import AbstractModel, AbstractParams
+from ._gut import GUT_PARAMETER_SPECS, gastric_emptying_rate
 
 
 PARAMETER_SPECS: dict[str, ParamSpec] = {
@@ -62,12 +63,7 @@ PARAMETER_SPECS: dict[str, ParamSpec] = {
     "m6": ParamSpec("1", 0.0, 1.0, "hepatic extraction at zero secretion", fraction=True),
     "HEb": ParamSpec("1", 0.0, 0.99, "basal hepatic insulin extraction", fraction=True),
     # rate of appearance (gut)
-    "kmax": ParamSpec("1/min", 0.0, 1.0, "max gastric emptying rate (= kgri, grinding rate)"),
-    "kmin": ParamSpec("1/min", 0.0, 1.0, "min gastric emptying rate"),
-    "kabs": ParamSpec("1/min", 0.0, 5.0, "intestinal absorption rate"),
-    "f": ParamSpec("1", 0.0, 1.0, "fraction of intestinal absorption reaching plasma", fraction=True),
-    "b": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt falls to (kmax+kmin)/2", fraction=True),
-    "d": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt is back to (kmax+kmin)/2", fraction=True),
+    **GUT_PARAMETER_SPECS,
     # endogenous glucose production
     "kp1": ParamSpec("mg/kg/min", 0.0, 30.0, "EGP at zero glucose and insulin"),
     "kp2": ParamSpec("1/min", 0.0, 0.1, "liver glucose effectiveness", True),
@@ -239,11 +235,6 @@ FLUX_UNITS: dict[str, str] = {
 }
 
 
-def _safe_dose(D):
-    # Double-where keeps gradients finite when no meal has been eaten yet (D = 0).
-    return jnp.where(D > 0, D, 1.0)
-
-
 class DallaMan2007(AbstractModel):
     """Dalla Man, Rizza & Cobelli 2007 whole-body meal model (one person; batch by broadcasting).
 
@@ -279,12 +270,7 @@ class DallaMan2007(AbstractModel):
         G = y.glucose_plasma / p.VG
         I = y.insulin_plasma / p.VI
         Q_sto = y.stomach_solid + y.stomach_liquid
-        D = _safe_dose(y.meal_dose)
-        aa = 5.0 / (2.0 * D * (1.0 - p.b))
-        cc = 5.0 / (2.0 * D * p.d)
-        k_empt = p.kmin + 0.5 * (p.kmax - p.kmin) * (
-            jnp.tanh(aa * (Q_sto - p.b * D)) - jnp.tanh(cc * (Q_sto - p.d * D)) + 2.0
-        )
+        k_empt = gastric_emptying_rate(Q_sto, y.meal_dose, p.kmax, p.kmin, p.b, p.d)
         Ra = p.f * p.kabs * y.gut / p.BW
         EGP = p.kp1 - p.kp2 * y.glucose_plasma - p.kp3 * y.insulin_signal_egp - p.kp4 * y.insulin_portal
         if self.clip_egp:

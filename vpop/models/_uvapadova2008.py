@@ -36,6 +36,7 @@ from jaxtyping import Array, ArrayLike
 
 from .._parameters import ParamSpec
 from ._base import AbstractModel, AbstractParams
+from ._gut import GUT_PARAMETER_SPECS, gastric_emptying_rate
 from .._units import MG_PER_G, PMOL_PER_U
 
 PARAMETER_SPECS: dict[str, ParamSpec] = {
@@ -44,12 +45,7 @@ PARAMETER_SPECS: dict[str, ParamSpec] = {
     "VI": ParamSpec("L/kg", 0.005, 0.5, "insulin distribution volume (Vi)"),
     "k1": ParamSpec("1/min", 0.0, 1.0, "plasma → tissue glucose rate"),
     "k2": ParamSpec("1/min", 0.0, 1.0, "tissue → plasma glucose rate"),
-    "kmax": ParamSpec("1/min", 0.0, 1.0, "max gastric emptying rate (= kgri)"),
-    "kmin": ParamSpec("1/min", 0.0, 1.0, "min gastric emptying rate"),
-    "kabs": ParamSpec("1/min", 0.0, 10.0, "intestinal absorption rate"),
-    "f": ParamSpec("1", 0.0, 1.0, "fraction of intestinal absorption reaching plasma", fraction=True),
-    "b": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt falls to (kmax+kmin)/2", fraction=True),
-    "d": ParamSpec("1", 0.0, 1.0, "fraction of dose at which kempt is back to (kmax+kmin)/2", fraction=True),
+    **GUT_PARAMETER_SPECS,
     "kp1": ParamSpec("mg/kg/min", 0.0, 50.0, "EGP at zero glucose and insulin"),
     "kp2": ParamSpec("1/min", 0.0, 0.2, "liver glucose effectiveness", True),
     "kp3": ParamSpec("mg/kg/min per pmol/L", 0.0, 0.5, "delayed insulin action on EGP", True),
@@ -177,13 +173,7 @@ class UvaPadova2008(AbstractModel):
         """``dy/dt`` with the interval's inputs ``u`` (time in min)."""
         del t
         Q_sto = y.stomach_solid + y.stomach_liquid
-        D = jnp.where(y.meal_dose > 0, y.meal_dose, 1.0)
-        aa = 5.0 / (2.0 * D * (1.0 - p.b))
-        cc = 5.0 / (2.0 * D * p.d)
-        k_empt = p.kmin + 0.5 * (p.kmax - p.kmin) * (
-            jnp.tanh(aa * (Q_sto - p.b * D)) - jnp.tanh(cc * (Q_sto - p.d * D)) + 2.0
-        )
-        k_empt = jnp.where(y.meal_dose > 0, k_empt, p.kmax)
+        k_empt = gastric_emptying_rate(Q_sto, y.meal_dose, p.kmax, p.kmin, p.b, p.d)
         Ra = p.f * p.kabs * y.gut / p.BW
         EGP = p.kp1 - p.kp2 * y.glucose_plasma - p.kp3 * y.insulin_signal_egp
         if self.clip_egp:
