@@ -83,14 +83,26 @@ class Topp2000(eqx.Module):
     State = Topp2000State
     parameter_specs = PARAMETER_SPECS
 
-    def vector_field(self, t, y: Topp2000State, p: Topp2000Params) -> Topp2000State:
+    adaptive_beta: bool = eqx.field(static=True, default=True)
+
+    def vector_field(self, t, y: Topp2000State, p: Topp2000Params, si_multiplier=1.0) -> Topp2000State:
+        """``dy/dt`` at time ``t`` [days]; ``si_multiplier`` scales insulin sensitivity (a driver of
+        insulin resistance). With ``adaptive_beta=False`` β-cell mass is held constant."""
         G, I, B = y
         G2 = G * G
+        dB = (-p.d0 + p.r1 * G - p.r2 * G2) * B
         return Topp2000State(
-            p.R0 - (p.EG0 + p.SI * I) * G,
+            p.R0 - (p.EG0 + si_multiplier * p.SI * I) * G,
             B * p.sigma * G2 / (p.alpha + G2) - p.k * I,
-            (-p.d0 + p.r1 * G - p.r2 * G2) * B,
+            dB if self.adaptive_beta else jnp.zeros_like(dB),
         )
+
+    def steady_state(self, p: Topp2000Params, glucose_mg_per_dl=100.0) -> Topp2000State:
+        """The steady state at glucose ``G`` (a β-cell fixed point, 100 mg/dL by default)."""
+        G = jnp.asarray(glucose_mg_per_dl, jnp.result_type(p.R0))
+        I = (p.R0 / G - p.EG0) / p.SI
+        B = p.k * I * (p.alpha + G * G) / (p.sigma * G * G)
+        return Topp2000State(G, I, B)
 
     def beta_cell_fixed_points_mg_per_dl(self, p: Topp2000Params):
         """Glucose values where β-cell mass neither grows nor shrinks: ``(low, high)`` [mg/dL]."""
@@ -99,18 +111,22 @@ class Topp2000(eqx.Module):
 
 
 def simulate_topp2000(params: Topp2000Params, y0: Topp2000State, t_days, *, rtol: float = 1e-10, atol: float = 1e-10,
-                      max_steps: int = 100_000):
+                      max_steps: int = 100_000, si_multiplier=None, adaptive_beta: bool = True):
     """Solve the βIG model on the grid ``t_days`` with an implicit 5th-order method (Kvaerno5).
 
+    ``si_multiplier(t_days)``, a JAX function of time, scales insulin sensitivity over time (e.g. a
+    linear decline for rising insulin resistance); ``adaptive_beta=False`` freezes β-cell mass.
     Returns ``(Topp2000State of arrays (..., len(t_days)), ok)``; batched over a leading person axis
     with ``jax.vmap`` if the parameter leaves are 1-D.
     """
-    model = Topp2000()
+    model = Topp2000(adaptive_beta=adaptive_beta)
     ts = jnp.asarray(np.asarray(t_days, float))
+    driver = (lambda t: 1.0) if si_multiplier is None else si_multiplier
+    term = diffrax.ODETerm(lambda t, y, p: model.vector_field(t, y, p, driver(t)))
 
     def one(p, y):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(model.vector_field), diffrax.Kvaerno5(), ts[0], ts[-1], None, y, args=p,
+            term, diffrax.Kvaerno5(), ts[0], ts[-1], None, y, args=p,
             saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
             max_steps=max_steps, throw=False,
         )
