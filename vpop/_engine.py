@@ -238,7 +238,7 @@ def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstat
 
         # init after the node's jump: the FSAL derivative is recomputed from the jumped state
         state0 = solver.init(term, t0, t0 + h, y, args)
-        (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype))
+        (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype), unroll=True)
         return (y1, ps, finite, gmin), (_select(y, names), record)
 
     ks = jnp.arange(n_int, dtype=dtype)
