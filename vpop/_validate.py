@@ -19,6 +19,10 @@ Checks
 
 ``topp2000_biomd341``
     The Topp 2000 βIG model against BIOMD0000000341 over 1000 days; relative error ≤ 1e-4 daily.
+
+``pacini_bergman_ivgtt``
+    The Bergman minimal model fitted (optax L-BFGS) to the Pacini & Bergman 1986 IVGTT: converged,
+    SI and SG identifiable and inside the healthy-adult 95% ranges of Denti 2010.
 """
 
 from __future__ import annotations
@@ -151,11 +155,43 @@ def check_topp2000_biomd341(values: dict | None = None) -> list[dict]:
     return rows
 
 
+#: 95% population ranges of healthy adults (Denti et al., Am J Physiol Endocrinol Metab 2010;298:E950,
+#: typical value × exp(±1.96·ω) with the inter-individual ω of SCIENCE.md §1(c)).
+MINIMAL_MODEL_RANGES = {
+    "SG": (0.0192 * np.exp(-1.96 * 0.21), 0.0192 * np.exp(1.96 * 0.21)),  # 1/min
+    "SI": (3.5e-4 * np.exp(-1.96 * 0.475), 3.5e-4 * np.exp(1.96 * 0.475)),  # 1/min per µU/mL
+}
+
+
+def check_pacini_bergman_ivgtt(data=None) -> list[dict]:
+    """Minimal model fitted to the Pacini & Bergman 1986 FSIGT (insulin as forcing, t ≥ 8 min).
+
+    Passes when the fit converged, SI and SG are identifiable (relative standard error ≤ 50%) and
+    both lie inside the 95% range of healthy adults (Denti 2010, SCIENCE.md §1(c)). The value of a
+    range row is how far the estimate lies outside the range, relative to the nearest bound (0 inside).
+    """
+    from ._minimal_model import fit_minimal_model
+
+    fit = fit_minimal_model(data)
+    src = "Pacini & Bergman 1986 FSIGT (MIT, via ModSimPy); ranges: Denti 2010 healthy adults"
+    name = "pacini_bergman_ivgtt"
+    rows = [_row(name, src, f"not_converged (L-BFGS, {fit.iterations} iterations; RMSE {fit.rmse_mg_per_dl:.2f} mg/dL)",
+                 0.0 if fit.converged else 1.0, 0.0)]
+    for k, unit in (("SG", "1/min"), ("SI", "1/min per µU/mL")):
+        est, se = fit.estimates[k], fit.standard_errors[k]
+        lo, hi = MINIMAL_MODEL_RANGES[k]
+        outside = max(lo - est, est - hi, 0.0) / (lo if est < lo else hi)
+        rows.append(_row(name, src, f"{k} = {est:.4g} ± {se:.2g} {unit}: relative distance outside [{lo:.3g}, {hi:.3g}]", outside, 0.0))
+        rows.append(_row(name, src, f"{k} relative standard error [1]", se / est, 0.5))
+    return rows
+
+
 #: Every check by name.
 CHECKS: dict[str, Callable[[], list[dict]]] = {
     "dallaman2007_biomd379": check_dallaman2007_biomd379,
     "simglucose_30_patients": check_simglucose_30_patients,
     "topp2000_biomd341": check_topp2000_biomd341,
+    "pacini_bergman_ivgtt": check_pacini_bergman_ivgtt,
 }
 
 
