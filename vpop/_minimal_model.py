@@ -135,4 +135,4 @@ def _lbfgs_step(opt, value_and_grad, loss, z, state):
     value, grad = value_and_grad(z, state=state)
     updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=loss)
     z = optax.apply_updates(z, updates)
-    return z, state, optax.tree_utils.tree_l2_norm(grad)
+    return z, state, optax.tree_utils.tree_norm(grad)
