@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import NamedTuple
 
 import diffrax
 import jax
@@ -97,42 +98,62 @@ def fit_minimal_model(data: pd.DataFrame | None = None, *, fit_from_min: float =
     grid = np.concatenate([[t_all[0]], t])  # integrate from the bolus (t = 0); fit t ≥ fit_from_min
     sigma = cv_measurement * g  # constant-CV glucose error
 
-    def unpack(z):
-        return {k: jnp.exp(z[i]) for i, k in enumerate(PARAMS)}
-
-    def residuals(z):
-        pred = simulate_minimal_model(unpack(z), grid, t_all, i_all, Gb, Ib)[1:]
-        return (pred - g) / sigma
-
-    def loss(z):
-        r = residuals(z)
-        return 0.5 * jnp.sum(r * r)
-
+    data = _Data(*(jnp.asarray(a, float) for a in (grid, t_all, i_all, g, sigma, Gb, Ib)))
     # start: G0 from the peak sample, SG and SI of a normal subject (Bergman 2002), p2 0.025/min
     z = jnp.log(jnp.array([g_all.max(), 0.02, 3e-4, 0.025]))
-    opt = optax.lbfgs()
-    state = opt.init(z)
-    value_and_grad = optax.value_and_grad_from_state(loss)
-    step = jax.jit(lambda z, state: _lbfgs_step(opt, value_and_grad, loss, z, state))
+    state = _OPT.init(z)
     converged, it = False, 0
     for it in range(1, max_iter + 1):
-        z, state, gnorm = step(z, state)
+        z, state, gnorm = _lbfgs_step(z, state, data)
         if float(gnorm) < 1e-6:
             converged = True
             break
-    r = residuals(z)
-    J = jax.jacrev(residuals)(z)  # (n, 4), residuals already weighted
+    r = _residuals(z, data)
+    J = _jacobian(z, data)  # (n, 4), residuals already weighted
     dof = max(len(t) - len(PARAMS), 1)
     s2 = float(jnp.sum(r * r)) / dof
     cov = s2 * np.linalg.inv(np.asarray(J.T @ J))
-    est = {k: float(v) for k, v in unpack(z).items()}
+    est = {k: float(v) for k, v in _unpack(z).items()}
     se = {k: est[k] * float(np.sqrt(cov[i, i])) for i, k in enumerate(PARAMS)}  # delta method from log scale
-    pred = np.asarray(simulate_minimal_model(unpack(z), grid, t_all, i_all, Gb, Ib))[1:]
+    pred = np.asarray(r) * sigma + g
     return MinimalModelFit(est, se, float(np.sqrt(np.mean((pred - g) ** 2))), len(t), converged, it, t, pred, g)
 
 
-def _lbfgs_step(opt, value_and_grad, loss, z, state):
-    value, grad = value_and_grad(z, state=state)
-    updates, state = opt.update(grad, state, z, value=value, grad=grad, value_fn=loss)
+class _Data(NamedTuple):
+    grid: jax.Array  # integration grid: bolus time, then the fitted sample times
+    t_insulin: jax.Array
+    insulin: jax.Array
+    glucose: jax.Array  # fitted samples
+    sigma: jax.Array
+    Gb: jax.Array
+    Ib: jax.Array
+
+
+_OPT = optax.lbfgs()
+
+
+def _unpack(z):
+    return {k: jnp.exp(z[i]) for i, k in enumerate(PARAMS)}
+
+
+def _residuals(z, d: _Data):
+    pred = simulate_minimal_model(_unpack(z), d.grid, d.t_insulin, d.insulin, d.Gb, d.Ib)[1:]
+    return (pred - d.glucose) / d.sigma
+
+
+def _loss(z, d: _Data):
+    r = _residuals(z, d)
+    return 0.5 * jnp.sum(r * r)
+
+
+_jacobian = jax.jit(jax.jacrev(_residuals))
+
+
+@jax.jit
+def _lbfgs_step(z, state, d: _Data):
+    """One L-BFGS step; the data are arguments, so every dataset of the same size shares one compile."""
+    loss = lambda x: _loss(x, d)  # noqa: E731
+    value, grad = optax.value_and_grad_from_state(loss)(z, state=state)
+    updates, state = _OPT.update(grad, state, z, value=value, grad=grad, value_fn=loss)
     z = optax.apply_updates(z, updates)
     return z, state, optax.tree_utils.tree_norm(grad)
