@@ -1,14 +1,12 @@
 """End to end: vpop run writes complete results (or nothing), vpop validate reports the oracle check."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-import vpop
 from vpop import _study
 from vpop._config import parse_config
 from vpop.cli import main

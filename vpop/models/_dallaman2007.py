@@ -38,7 +38,6 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
