@@ -13,12 +13,13 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 
 import vpop
+
+from ._bench import _time_calls, peak_rss_mb
 
 CASE = "t1d_uva_padova"
 
@@ -71,21 +72,11 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
         res = vpop.simulate_t1d(cohort, scenario, ctrl, mode="fast", seed=0, saved_states=("glucose_plasma",))
         return np.asarray(res.states["glucose_plasma"]), np.asarray(res.status)
 
-    t0 = time.perf_counter()
-    call()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        _, status = call()
-        times.append(time.perf_counter() - t0)
-    median = float(np.median(times))
+    first, median, (_, status) = _time_calls(call, repeats)
     n = cohort.n_people
     pd_per_s = n * scenario.duration_days / median
     sg = time_simglucose(simglucose_python)
     sg_rate = 1.0 / sg["seconds_per_patient_day"] if sg else None
-    import resource
-
     row = {
         "case": CASE,
         "device": device,
@@ -101,7 +92,7 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
         "mode": "fast",
         "dtype": "float32",
         "n_ok": int(np.sum(status == vpop.Status.OK)),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "vpop_version": vpop.__version__,
         "jax_version": jax.__version__,
     }
