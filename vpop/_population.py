@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._engine import select_people
 from ._parameters import load_parameter_set
 from ._sets import parameters_from_set
 
@@ -128,7 +129,7 @@ def sample_population(
             ok &= ~bad
         idx = np.flatnonzero(ok)[: n - n_kept]
         if idx.size:
-            kept.append(jax.tree_util.tree_map(lambda a: a[idx], p))
+            kept.append(select_people(p, idx))
             n_kept += idx.size
         if n_kept == n:
             break

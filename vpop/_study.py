@@ -16,14 +16,13 @@ from importlib import metadata
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
 from ._config import StudyConfig
-from ._engine import Status, simulate
+from ._engine import Status, select_people, simulate
 from ._observables import summarize, traces
 from ._population import sample_population
 
@@ -67,10 +66,6 @@ def package_versions() -> dict:
     return out
 
 
-def _take(tree, idx):
-    return jax.tree_util.tree_map(lambda a: a[idx], tree)
-
-
 def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
     """Run every cohort of ``config`` through its protocol (no files written; see :func:`write_results`)."""
     t_start = time.perf_counter()
@@ -92,7 +87,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
             stop = min(start + size, n)
             # pad the last chunk by repeating its last person so every call has the same shape
             idx = np.minimum(np.arange(start, start + size), n - 1)
-            p = _take(params, jnp.asarray(idx))
+            p = select_people(params, idx)
             y0 = model.initial_state(p, init)
             res = simulate(model, p, protocol, y0=y0, mode=config.mode, saved_states=_SAVED)
             keep = stop - start
