@@ -46,6 +46,7 @@ from ._t1d import (
     MealEvent as MealEvent,
     Observation as Observation,
     PatientInfo as PatientInfo,
+    HybridClosedLoop as HybridClosedLoop,
     PIDController as PIDController,
     Pump as Pump,
     T1DCohort as T1DCohort,
@@ -68,6 +69,6 @@ __all__ = [
     "build_model", "parameters_from_set", "__version__",
     "glycemic_metrics", "glycemic_table",
     "CGM", "AbstractController", "Action", "BasalBolus", "FunctionController", "InsulinProtocol", "MealEvent",
-    "Observation", "PatientInfo", "PIDController", "Pump", "T1DCohort", "T1DResult", "T1DScenario",
+    "HybridClosedLoop", "Observation", "PatientInfo", "PIDController", "Pump", "T1DCohort", "T1DResult", "T1DScenario",
     "load_patients", "patient_table", "sample_t1d_patients", "simulate_t1d", "uva_padova_cohort",
 ]
