@@ -23,6 +23,10 @@ Checks
 ``pacini_bergman_ivgtt``
     The Bergman minimal model fitted (optax L-BFGS) to the Pacini & Bergman 1986 IVGTT: converged,
     SI and SG identifiable and inside the healthy-adult 95% ranges of Denti 2010.
+
+``ohashi_clamp_gir_prediction``
+    The oral minimal model fitted to every Ohashi 2018 OGTT in one vmapped job; its SI ranks the
+    clamp GIR better (Spearman r) than the Matsuda index from the same OGTTs.
 """
 
 from __future__ import annotations
@@ -186,12 +190,37 @@ def check_pacini_bergman_ivgtt(data=None) -> list[dict]:
     return rows
 
 
+def check_ohashi_clamp_gir_prediction(df=None) -> list[dict]:
+    """Oral minimal model SI from each Ohashi 2018 OGTT (0–120 min; all subjects fitted in one vmapped
+    job, see ``vpop._ohashi``) against the measured hyperinsulinaemic-clamp GIR, never fitted to it.
+
+    Passes when every fit converged and the Spearman r of SI with GIR exceeds that of the Matsuda
+    index from the same OGTTs, on the same subjects (complete OGTT glucose/insulin and GIR; 118).
+    ``df`` (rows of ``load_ohashi``) restricts the subjects (used by the tests).
+    """
+    from ._ohashi import fit_ohashi, gir_correlations, load_ohashi
+
+    table, res = fit_ohashi(load_ohashi() if df is None else df)
+    cor = gir_correlations(table)
+    name = "ohashi_clamp_gir_prediction"
+    src = "Ohashi et al. 2018 npj Syst Biol Appl 4:14 (CC BY 4.0): 75 g OGTT and clamp GIR"
+    groups = "; ".join(f"{r.group} (n={r.n}): SI {r.spearman_r_SI_vs_GIR:.3f} vs Matsuda {r.spearman_r_matsuda_vs_GIR:.3f}"
+                       for r in cor.itertuples())
+    overall = cor.iloc[0]
+    return [
+        _row(name, src, f"n_not_converged of {len(res.converged)} OGTT fits", float(np.sum(~res.converged)), 0.0),
+        _row(name, src, f"Spearman r(Matsuda, GIR) − r(OMM SI, GIR), must be < 0 [{groups}]",
+             overall.spearman_r_matsuda_vs_GIR - overall.spearman_r_SI_vs_GIR, -1e-12),
+    ]
+
+
 #: Every check by name.
 CHECKS: dict[str, Callable[[], list[dict]]] = {
     "dallaman2007_biomd379": check_dallaman2007_biomd379,
     "simglucose_30_patients": check_simglucose_30_patients,
     "topp2000_biomd341": check_topp2000_biomd341,
     "pacini_bergman_ivgtt": check_pacini_bergman_ivgtt,
+    "ohashi_clamp_gir_prediction": check_ohashi_clamp_gir_prediction,
 }
 
 
