@@ -262,6 +262,8 @@ class Observation(NamedTuple):
     cgm_mg_per_dl: ArrayLike  #: sensor reading [mg/dL]
     meal_announced_g: ArrayLike  #: carbohydrate announced for a bolus now [g] (0: none)
     dt_min: ArrayLike  #: length of the control interval [min]
+    #: exercise the person announces for this interval [% VO2max] (0: none; see :class:`ExerciseEvent`)
+    exercise_announced_pct_vo2max: ArrayLike = 0.0
 
 
 class Action(NamedTuple):
@@ -421,6 +423,9 @@ class HybridClosedLoop(AbstractController):
 
     Parameters are physiological or clinical defaults (sources above); none was fitted to the 30
     UVA/Padova patients. ``target_mg_per_dl`` = 120 is the default target of Medtronic's 780G.
+    While the person announces exercise (:attr:`Observation.exercise_announced_pct_vo2max` > 0) the
+    target is ``activity_target_mg_per_dl`` = 150 (the activity target of Omnipod 5; Control-IQ's
+    exercise mode aims at 140–160 mg/dL).
     """
 
     target_mg_per_dl: float = 120.0
@@ -435,6 +440,7 @@ class HybridClosedLoop(AbstractController):
     max_basal_multiple: float = 2.0
     max_iob_h: float = 3.0
     conservative_ratios: bool = True
+    activity_target_mg_per_dl: float = 150.0
     rule_500_g: float = 500.0
     rule_1800_mg_per_dl: float = 1800.0
 
@@ -470,6 +476,8 @@ class HybridClosedLoop(AbstractController):
         g = obs.cgm_mg_per_dl
         dt = obs.dt_min
         cr, cf = self.ratios(info)
+        target = jnp.where(jnp.asarray(obs.exercise_announced_pct_vo2max) > 0,
+                           jnp.maximum(self.target_mg_per_dl, self.activity_target_mg_per_dl), self.target_mg_per_dl)
         # carbohydrate announced now joins the carbohydrate chain
         meal = obs.meal_announced_g
         c1 = c1 + meal
@@ -487,7 +495,7 @@ class HybridClosedLoop(AbstractController):
         eventual = g + cf / cr * cob - cf * iob
         pred_min = jnp.min(pred, axis=-1)
         # temp basal: the model's prediction without momentum (a noisy slope would make it chatter)
-        need = (jnp.minimum(eventual, jnp.min(pred - momentum, axis=-1)) - self.target_mg_per_dl) / cf  # U
+        need = (jnp.minimum(eventual, jnp.min(pred - momentum, axis=-1)) - target) / cf  # U
         basal = info.basal_u_per_h + need * 60.0 / self.deliver_over_min
         excess = iob - cob / cr  # insulin on board beyond what the carbohydrate on board needs [U]
         basal = jnp.where((need > 0) & (excess > self.max_iob_h * info.basal_u_per_h), info.basal_u_per_h, basal)
@@ -495,7 +503,7 @@ class HybridClosedLoop(AbstractController):
         low = jnp.minimum(jnp.minimum(g, g + 30.0 * slope), pred_min)
         basal = jnp.where(low < self.suspend_below_mg_per_dl, 0.0, basal)
         # meal bolus: calculator dose, capped so the prediction stays above the floor
-        wizard = meal / cr + (g - self.target_mg_per_dl) / cf - jnp.maximum(iob, 0.0)
+        wizard = meal / cr + (g - target) / cf - jnp.maximum(iob, 0.0)
         cap = jnp.min((pred - self.bolus_floor_mg_per_dl) / (ex(cf) * a1), axis=-1)
         bolus = jnp.where(meal > 0, jnp.clip(jnp.minimum(wizard, cap), 0.0), 0.0)
         # the insulin beyond basal given now joins the insulin chain; both chains advance by dt
@@ -537,6 +545,8 @@ class _T1DInputs(NamedTuple):
     carbs_g_per_min: ArrayLike
     announced_g: ArrayLike
     cgm_noise_mg_per_dl: ArrayLike
+    exercise_pct_vo2max: ArrayLike
+    exercise_announced_pct_vo2max: ArrayLike
 
 
 class _ClosedLoop(eqx.Module):
@@ -553,7 +563,7 @@ class _ClosedLoop(eqx.Module):
     def __call__(self, pstate, y, x, p, k, dt):
         ctrl_state, info = pstate
         cgm = jnp.clip(y.glucose_subcutaneous / p.VG + x.cgm_noise_mg_per_dl, self.cgm_min, self.cgm_max)
-        obs = Observation(k * dt, cgm, x.announced_g, jnp.asarray(dt, cgm.dtype))
+        obs = Observation(k * dt, cgm, x.announced_g, jnp.asarray(dt, cgm.dtype), x.exercise_announced_pct_vo2max)
         ctrl_state, action = self.controller(ctrl_state, obs, info)
         basal, bolus = self.pump.deliver(action.basal_u_per_h, action.bolus_u)
         u = UvaPadovaInputs(x.carbs_g_per_min, basal / 60.0 + bolus / dt)
@@ -564,11 +574,31 @@ class _ClosedLoop(eqx.Module):
             "basal_delivered [U/h]": basal,
             "bolus_delivered [U]": bolus,
             "carbs_eaten [g]": x.carbs_g_per_min * dt,
+            "exercise [% VO2max]": x.exercise_pct_vo2max,
         }
         return (ctrl_state, info), u, record
 
 
 # --------------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class ExerciseEvent:
+    """Physical activity: ``intensity_pct_vo2max`` [% of VO2max above rest] from ``time_min`` for
+    ``duration_min``, announced to the therapy (``announced``) or not. Each field may be a scalar or
+    one value per person.
+
+    This is a **hook for later issues**: the scenario turns sessions into a per-interval intensity
+    that reaches the records (``"exercise [% VO2max]"``) and, where announced, the controllers
+    (:attr:`Observation.exercise_announced_pct_vo2max`). The UVA/Padova 2008 model has no exercise
+    term, so today it does **not** change glucose; an exercise model (SCIENCE.md §1(f): Dalla Man
+    et al. 2009, Roy & Parker 2007, whose input is this intensity) will consume it.
+    """
+
+    time_min: float | np.ndarray
+    duration_min: float | np.ndarray
+    intensity_pct_vo2max: float | np.ndarray
+    announced: bool | np.ndarray = True
 
 
 @dataclass(frozen=True)
@@ -589,7 +619,8 @@ class T1DScenario:
 
     Meals are eaten at ``eat_rate_g_per_min`` (5 g/min as in simglucose); the grams eaten in each
     control interval enter the stomach at the interval's average rate, so the grams in always equal
-    the grams eaten (tested).
+    the grams eaten (tested). ``exercise`` sessions (:class:`ExerciseEvent`) are a hook: recorded
+    and shown to the therapy, without effect on the 2008 model's glucose.
     """
 
     duration_min: float
@@ -597,6 +628,7 @@ class T1DScenario:
     step_min: float = 5.0
     eat_rate_g_per_min: float = 5.0
     name: str = "t1d_scenario"
+    exercise: tuple["ExerciseEvent", ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "meals", tuple(self.meals))
@@ -607,6 +639,15 @@ class T1DScenario:
             raise ValueError(f"duration_min={self.duration_min} must be a whole number of step_min={self.step_min}")
         if not self.eat_rate_g_per_min > 0:
             raise ValueError(f"eat_rate_g_per_min={self.eat_rate_g_per_min} must be > 0")
+        object.__setattr__(self, "exercise", tuple(self.exercise))
+        for e in self.exercise:
+            t, d, x = (np.asarray(v, float) for v in (e.time_min, e.duration_min, e.intensity_pct_vo2max))
+            if np.any(~np.isfinite(t)) or np.any(t < 0) or np.any(t >= self.duration_min):
+                raise ValueError(f"exercise time_min must be within [0, duration_min={self.duration_min}), got {e.time_min!r}")
+            if np.any(~np.isfinite(d)) or np.any(d <= 0) or np.any(d > 1440):
+                raise ValueError(f"exercise duration_min must be within (0, 1440] min, got {e.duration_min!r}")
+            if np.any(~np.isfinite(x)) or np.any(x < 0) or np.any(x > 100):
+                raise ValueError(f"exercise intensity_pct_vo2max must be within [0, 100] % VO2max, got {e.intensity_pct_vo2max!r}")
         for m in self.meals:
             c = np.asarray(m.carbs_g, float)
             t = np.asarray(m.time_min, float)
@@ -648,6 +689,24 @@ class T1DScenario:
             kb = np.floor(tb / dt + 1e-9).astype(int)
             np.add.at(announced, (np.arange(n_people)[bolused], kb[bolused]), g[bolused])
         return carbs, announced
+
+    def exercise_arrays(self, n_people: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(intensity, announced)`` [% VO2max above rest], each ``(n_people, n_intervals)``: the
+        time-weighted mean exercise intensity over each control interval (overlapping sessions add),
+        and the part of it the person announced to the therapy."""
+        T, dt = self.n_intervals, self.step_min
+        starts = np.arange(T) * dt
+        intensity = np.zeros((n_people, T))
+        announced = np.zeros((n_people, T))
+        for e in self.exercise:
+            t0 = np.broadcast_to(np.asarray(e.time_min, float), (n_people,))
+            t1 = t0 + np.broadcast_to(np.asarray(e.duration_min, float), (n_people,))
+            x = np.broadcast_to(np.asarray(e.intensity_pct_vo2max, float), (n_people,))
+            overlap = np.clip(np.minimum(starts[None] + dt, t1[:, None]) - np.maximum(starts[None], t0[:, None]), 0.0, dt)
+            part = overlap / dt * x[:, None]
+            intensity += part
+            announced += part * np.broadcast_to(np.asarray(e.announced, bool), (n_people,))[:, None]
+        return intensity, announced
 
     @classmethod
     def daily(cls, days: int = 1, meals=((420.0, 45.0), (720.0, 70.0), (1080.0, 80.0)), step_min: float = 5.0,
@@ -822,7 +881,8 @@ def simulate_t1d(
     params, y0, info = cast(cohort.params), cast(cohort.y0), cast(cohort.info)
     carbs, announced = scenario.arrays(n)
     noise = cgm.noise_mg_per_dl(jax.random.PRNGKey(seed), n, scenario.time_min[:-1])
-    xs = cast(_T1DInputs(carbs, announced, noise))
+    exercise, exercise_announced = scenario.exercise_arrays(n)
+    xs = cast(_T1DInputs(carbs, announced, noise, exercise, exercise_announced))
     policy = _ClosedLoop(controller, pump, cgm.min_mg_per_dl, cgm.max_mg_per_dl)
     pstate0 = (cast(jax.vmap(controller.init)(info)), info)
     saved, records, status = solve(
