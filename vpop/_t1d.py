@@ -410,11 +410,13 @@ class HybridClosedLoop(AbstractController):
       of ``Ĝ`` over ``horizon_min`` is below ``suspend_below_mg_per_dl`` (80 mg/dL, the threshold
       of Tandem Basal-IQ's 30-min prediction);
     * otherwise *temp basal*: the insulin needed, ``need = (min(Ĝ_eventual, Ĝ_min) − target)/CF``
-      [U] (the smaller of the eventual and the minimum prediction, as OpenAPS oref0 does) is
-      delivered over ``deliver_over_min`` on top of the basal rate, within
+      [U] (the smaller of the eventual and the minimum prediction, as OpenAPS oref0 does; both
+      without momentum here, since a 15-min slope of the noisy CGM makes the rate chatter) is
+      delivered over ``deliver_over_min`` = 60 min on top of the basal rate, within
       ``[0, max_basal_multiple × basal]`` (OpenAPS' default ``current_basal_safety_multiplier`` is 4;
-      2 here keeps corrections slow because the prediction model is crude), and positive ``IOB``
-      above ``max_iob_h`` hours of basal stops further increase (OpenAPS' ``max_iob``);
+      2 here keeps corrections slow because the prediction model is crude), and no increase is made
+      while the insulin on board beyond what the carbohydrate on board needs, ``IOB − COB/CR``,
+      exceeds ``max_iob_h`` = 3 hours of basal (in the spirit of OpenAPS' ``max_iob``);
     * *meal bolus* when carbohydrate is announced: the bolus-calculator dose
       ``carbs/CR + (G − target)/CF − max(IOB, 0)``, capped at the largest bolus ``b`` whose
       prediction ``Ĝ(h) − CF·b·A(h)`` (``A`` the fraction of a bolus acted by ``h``) stays above
