@@ -129,13 +129,14 @@ class _Packer:
         self.cfg = cfg
         self.hyper = {k: h for k, h in cfg.physiology.hyper.items()}
         self.h_free = [k for k, h in self.hyper.items() if h.calibrate]
-        self.theta0 = central_effects(cfg)
+        self.theta0 = np.array([e.theta_prior for e in cfg.effects])  # priors centre on the published values
+        self.start = central_effects(cfg)  # start from the current (possibly calibrated) values
         self.se = np.array([e.theta_se for e in cfg.effects])
         self.e_free = np.array([e.calibrate and e.theta_se > 0 for e in cfg.effects])
 
     def init(self, theta=None) -> dict:
         h = {k: _inverse_sigmoid_bounds(self.hyper[k].value, self.hyper[k].lower, self.hyper[k].upper) for k in self.h_free}
-        th = self.theta0 if theta is None else np.asarray(theta)
+        th = self.start if theta is None else np.asarray(theta)
         v = np.where(self.e_free, (th - self.theta0) / np.where(self.se > 0, self.se, 1.0), 0.0)
         w = np.arctanh(np.clip(v / 1.96, -0.999, 0.999))
         return {"h": jnp.asarray([h[k] for k in self.h_free]), "v": jnp.asarray(w)}
@@ -248,16 +249,15 @@ def _apply(cfg: PopulationConfig, hyper: dict, theta: np.ndarray, provenance: di
     data = cfg.model_dump()
     for k, v in hyper.items():
         h = data["physiology"]["hyper"][k]
-        h["value"] = float(np.clip(v, h["lower"], h["upper"]))
-    for e, th in zip(data["effects"], theta):
-        if e["scale"] == "relative_risk":
-            value = float(np.exp(th))
-        else:
-            value = float(th)
+        h["value"] = round(float(np.clip(v, h["lower"], h["upper"])), 6)
+    for e, spec, th in zip(data["effects"], cfg.effects, theta):
+        if not (spec.calibrate and spec.theta_se > 0):
+            continue
+        value = float(np.exp(th)) if e["scale"] == "relative_risk" else float(th)
         if e["ci95"] is not None:  # inside by construction (|v| < 1.96); guard against rounding
             lo, hi = e["ci95"]
             value = float(np.clip(value, lo, hi))
-        e["central"] = value
+        e["calibrated"] = round(value, 6)
     data["calibrated"] = provenance
     return PopulationConfig.model_validate(data)
 

@@ -34,16 +34,26 @@ liability-threshold (probit) model: at the reference prevalence ``p₀`` an RR i
 many log units of the target one SD of liability is). Per-unit RRs (per kg/m², per 100 mg/day)
 convert per unit.
 
-Map to the model (Dalla Man 2007 normal → T2D axes)
-----------------------------------------------------
-The Dalla Man 2007 Table 1 gives a normal and a T2D subject. Hepatic insulin resistance moves the
-hepatic parameters along that axis: ``kp3 ∝ s_h``, ``kp2 ∝ s_h^a₂``, ``kp1 ∝ s_h^a₁`` with the
-exponents that carry the normal values into the T2D values when ``s_h = kp3ᵀ/kp3ᴺ``. Peripheral
-sensitivity scales ``Vmx``. Beta-cell function scales ``β`` and ``K`` along their normal → T2D
-axis, ``α`` (the speed of static secretion) only for ``b < 1`` (failing cells respond slower; more
-cells do not respond faster), and the basal secretion capacity (:meth:`DallaMan2007.derive_basal_from_capacity`), whose
-value at ``b = 1`` reproduces the normal subject's basal state (Gb 91.8 mg/dL). Body weight is
-BMI × height². Fasting glucose and insulin then follow from each person's steady state.
+Map to the model (Dalla Man 2007)
+--------------------------------
+* hepatic insulin sensitivity scales both insulin actions on EGP, ``kp3`` (delayed plasma insulin)
+  and ``kp4`` (portal insulin); peripheral sensitivity scales ``Vmx``;
+* beta-cell function scales ``β`` and ``K`` (static and dynamic secretion) and the basal secretion
+  capacity (:meth:`DallaMan2007.derive_basal_from_capacity`; at ``b = 1`` it reproduces the normal
+  subject's basal state, Gb 91.8 mg/dL); ``α`` (speed of static secretion) slows along the
+  normal → T2D axis of Table 1 for ``b < 1`` only (failing cells respond slower; more cells do not
+  respond faster);
+* islet failure also changes the liver: the Dalla Man T2D subject has a higher ``kp1`` (EGP drive)
+  and a lower ``kp2`` (hepatic glucose effectiveness) than the normal subject — the fasting
+  hyperglycaemia of T2D (hyperglucagonaemia, glucotoxicity). When a person's disposition index
+  ``DI = b·√(s_h s_p)`` falls below normal, ``kp1`` and ``kp2`` move along that axis, reaching
+  ``κ`` × the T2D values' log-ratio at the T2D subject's DI; ``κ`` (``islet_failure_hepatic_axis``,
+  0–1) is a calibrated hyperparameter;
+* body weight is BMI × height².
+
+Fasting glucose and insulin then follow from each person's steady state. With compensation
+``c ≈ 1`` fasting insulin rises with insulin resistance while fasting glucose is set by the
+disposition index, as the hyperbolic law predicts.
 """
 
 from __future__ import annotations
@@ -66,7 +76,7 @@ from ._sets import parameters_from_set
 TARGETS = ("insulin_sensitivity", "hepatic_insulin_sensitivity", "peripheral_insulin_sensitivity", "beta_cell_function")
 FINDINGS = ("effect", "null", "harmful", "no_estimate", "association_only")
 HYPER_NAMES = ("log_si_mean", "log_si_sd", "si_hepatic_peripheral_rho", "log_beta_mean", "log_beta_sd",
-               "compensation", "liability_scale_log")
+               "compensation", "liability_scale_log", "islet_failure_hepatic_axis")
 _Z95 = 1.959963984540054
 
 
@@ -93,6 +103,7 @@ class EffectSpec(_Strict):
     se: float | None = Field(None, ge=0, description="standard error on the sampling scale (log RR or log multiplier)")
     finding: Literal[FINDINGS] = "effect"
     calibrate: bool = Field(True, description="may the calibration move it within its uncertainty")
+    calibrated: float | None = Field(None, description="value chosen by vpop calibrate (same scale as central); sampling centres here")
     source: str
     note: str = ""
 
@@ -106,16 +117,28 @@ class EffectSpec(_Strict):
                 raise ValueError(f"effect {self.name}: central {self.central} outside ci95 {self.ci95}")
             if self.scale == "relative_risk" and lo <= 0:
                 raise ValueError(f"effect {self.name}: relative_risk ci95 must be > 0")
+            if self.calibrated is not None and not lo <= self.calibrated <= hi:
+                raise ValueError(f"effect {self.name}: calibrated {self.calibrated} outside ci95 {self.ci95}")
+        if self.calibrated is not None and self.scale == "relative_risk" and self.calibrated <= 0:
+            raise ValueError(f"effect {self.name}: calibrated relative risk must be > 0")
         if self.form in ("below", "above") and self.threshold is None:
             raise ValueError(f"effect {self.name}: form {self.form!r} needs threshold")
         if self.form == "log1p" and self.scale_unit is None:
             raise ValueError(f"effect {self.name}: form 'log1p' needs scale_unit")
         return self
 
+    def _to_theta(self, x: float) -> float:
+        return float(np.log(x)) if self.scale == "relative_risk" else float(x)
+
+    @property
+    def theta_prior(self) -> float:
+        """The published central value on the sampling scale (log RR for relative risks)."""
+        return self._to_theta(self.central)
+
     @property
     def theta_central(self) -> float:
-        """Central value on the sampling scale (log RR for relative risks)."""
-        return float(np.log(self.central)) if self.scale == "relative_risk" else float(self.central)
+        """Centre used for sampling: the calibrated value if any, else the published one."""
+        return self._to_theta(self.central if self.calibrated is None else self.calibrated)
 
     @property
     def theta_se(self) -> float:
@@ -177,6 +200,7 @@ class DailyMeal(_Strict):
 
 class DiagnosticsConfig(_Strict):
     ogtt_glucose_g: float = Field(75.0, gt=0, le=100)
+    day_step_min: float = Field(1.0, gt=0, le=2, description="fast-mode step of the simulated day (mean glucose → HbA1c)")
     day_meals: list[DailyMeal] = Field(default_factory=lambda: [
         DailyMeal(time_of_day_min=420, carbs_g=45), DailyMeal(time_of_day_min=720, carbs_g=70),
         DailyMeal(time_of_day_min=1140, carbs_g=70)])
@@ -278,7 +302,7 @@ class PopulationConfig(_Strict):
 
         return pd.DataFrame([{
             "effect": e.name, "covariate": e.covariate, "form": e.form, "target": e.target, "scale": e.scale,
-            "central": e.central, "ci95_low": e.ci95[0] if e.ci95 else np.nan, "ci95_high": e.ci95[1] if e.ci95 else np.nan,
+            "central": e.central, "calibrated": e.calibrated, "ci95_low": e.ci95[0] if e.ci95 else np.nan, "ci95_high": e.ci95[1] if e.ci95 else np.nan,
             "se_sampling_scale": e.theta_se, "finding": e.finding, "source": e.source} for e in self.effects])
 
 
@@ -385,8 +409,8 @@ class PhysiologyMap(eqx.Module):
     """Static data of the factor → Dalla Man parameter map (see the module docstring)."""
 
     model: object = eqx.field(static=True)
-    base: object  # DallaMan2007Params of the normal subject (scalars)
-    hepatic_exponents: dict = eqx.field(static=True)  # kp1, kp2, kp3 → exponent of s_h
+    base: object  # DallaMan2007Params of the normal subject (scalars, basal state derived)
+    failure_exponents: dict = eqx.field(static=True)  # kp1, kp2 → exponent of the disposition deficit
     beta_exponents: dict = eqx.field(static=True)  # beta, K, alpha → exponent of b
     capacity0: float = eqx.field(static=True)  # basal secretion capacity at b = 1 [pmol/kg/min]
     g50: float = eqx.field(static=True)
@@ -398,15 +422,16 @@ class PhysiologyMap(eqx.Module):
 def physiology_map(cfg: PopulationConfig) -> PhysiologyMap:
     model, normal, _ = parameters_from_set(cfg.physiology.parameter_set)
     _, other, _ = parameters_from_set(cfg.physiology.axis_parameter_set)
-    r_h = np.log(float(other.kp3) / float(normal.kp3))
-    r_b = np.log(float(other.beta) / float(normal.beta))
-    hep = {k: float(np.log(float(getattr(other, k)) / float(getattr(normal, k))) / r_h) for k in ("kp1", "kp2", "kp3")}
-    bet = {k: float(np.log(float(getattr(other, k)) / float(getattr(normal, k))) / r_b) for k in ("beta", "K", "alpha")}
+    ratio = lambda k: float(getattr(other, k)) / float(getattr(normal, k))  # noqa: E731
+    log_b_t2d = np.log(ratio("beta"))
+    log_di_t2d = log_b_t2d + np.log(ratio("kp3"))  # beta-cell function × hepatic sensitivity of the T2D subject
+    failure = {k: float(np.log(ratio(k)) / log_di_t2d) for k in ("kp1", "kp2")}
+    bet = {k: float(np.log(ratio(k)) / log_b_t2d) for k in ("beta", "K", "alpha")}
     g50 = cfg.physiology.secretion_g50_mg_per_dl
     derived = model.derive_basal(normal)
     gb, sb = float(derived.Gb), float(derived.Sb)
     cap0 = sb * (g50 * g50 + gb * gb) / (gb * gb)
-    return PhysiologyMap(model, derived, hep, bet, cap0, g50, cfg.physiology.reference_prevalence,
+    return PhysiologyMap(model, derived, failure, bet, cap0, g50, cfg.physiology.reference_prevalence,
                          tuple(TARGETS.index(e.target) for e in cfg.effects),
                          tuple(e.scale == "relative_risk" for e in cfg.effects))
 
@@ -443,19 +468,20 @@ def person_parameters(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dic
     n = draw.z.shape[0]
     dtype = draw.z.dtype
     p = jax.tree_util.tree_map(lambda x: jnp.full((n,), x, dtype), pm.base)
-    b = jnp.exp(log_b)
-    repl = {k: getattr(p, k) * jnp.exp(e * log_sh) for k, e in pm.hepatic_exponents.items()}
+    log_di = log_b + 0.5 * (log_sh + log_sp)  # disposition index relative to the normal subject
+    deficit = jnp.minimum(log_di, 0.0) * hyper["islet_failure_hepatic_axis"]
+    repl = {"kp3": p.kp3 * jnp.exp(log_sh), "kp4": p.kp4 * jnp.exp(log_sh), "Vmx": p.Vmx * jnp.exp(log_sp)}
+    repl.update({k: getattr(p, k) * jnp.exp(e * deficit) for k, e in pm.failure_exponents.items()})
     # β and K scale with beta-cell function both ways; the static-secretion rate α only slows
     # along the axis (b < 1): more beta cells secrete more, not faster (and α·h stays small)
     repl.update({k: getattr(p, k) * jnp.exp(e * (jnp.minimum(log_b, 0.0) if k == "alpha" else log_b))
                  for k, e in pm.beta_exponents.items()})
-    repl["Vmx"] = p.Vmx * jnp.exp(log_sp)
     repl["BW"] = jnp.asarray(draw.bw_kg, dtype)
     keys = tuple(repl)
     p = eqx.tree_at(lambda q: tuple(getattr(q, k) for k in keys), p, tuple(repl[k] for k in keys))
-    capacity = pm.capacity0 * b
-    p = jax.vmap(pm.model.derive_basal_from_capacity, in_axes=(0, 0, None))(p, capacity, pm.g50)
-    return p, {"log_si_hepatic [1]": log_sh, "log_si_peripheral [1]": log_sp, "log_beta_cell_function [1]": log_b}
+    p = jax.vmap(pm.model.derive_basal_from_capacity, in_axes=(0, 0, None))(p, pm.capacity0 * jnp.exp(log_b), pm.g50)
+    return p, {"log_si_hepatic [1]": log_sh, "log_si_peripheral [1]": log_sp, "log_beta_cell_function [1]": log_b,
+               "log_disposition_index [1]": log_di}
 
 
 # ----------------------------------------------------------------------------------- outcomes
@@ -465,7 +491,7 @@ _SAVED = ("glucose_plasma", "insulin_plasma")
 def day_protocol(cfg: PopulationConfig):
     from ._protocols import mixed_meals
 
-    return mixed_meals(1, [(m.time_of_day_min, m.carbs_g) for m in cfg.diagnostics.day_meals], 1.0)
+    return mixed_meals(1, [(m.time_of_day_min, m.carbs_g) for m in cfg.diagnostics.day_meals], cfg.diagnostics.day_step_min)
 
 
 def ogtt_protocol(cfg: PopulationConfig):
@@ -499,7 +525,7 @@ def simulate_outcomes(pm: PhysiologyMap, cfg: PopulationConfig, draw: Population
     fpi = p.Ib / PMOL_PER_L_PER_UU_PER_ML
     out = {"fpg [mg/dL]": fpg, "fasting_insulin [uU/mL]": fpi, "homa_ir [1]": fpg * fpi / 405.0,
            "bw [kg]": p.BW, **factors}
-    day = simulate(pm.model, p, day_protocol(cfg), mode=mode, saved_states=_SAVED)
+    day = simulate(pm.model, p, day_protocol(cfg), mode=mode, saved_states=_SAVED, substeps=1)
     g_day = day.glucose_mg_per_dl()
     mean_g = jnp.mean(0.5 * (g_day[:, 1:] + g_day[:, :-1]), axis=1)  # trapezoid on the 1-min grid
     out["mean_glucose_24h [mg/dL]"] = mean_g
