@@ -375,8 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-dtype", choices=("float32", "float64"), default="float32",
                         help="precision of the baseline (default float32, as vpop fast mode)")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON lines to FILE")
-    parser.add_argument("--case", choices=("all", "meal", "t1d"), default="all",
-                        help="which cases to run (default all): meal_model_1day, t1d_uva_padova")
+    parser.add_argument("--case", choices=("all", "meal", "t1d", "stream"), default="all",
+                        help="which cases to run (default all): meal_model_1day, t1d_uva_padova, stream_1m_1day "
+                             "(not with --quick unless asked for by name)")
+    parser.add_argument("--stream-people", type=int, metavar="N",
+                        help="people in the stream_1m_1day case (default 1,000,000)")
     parser.add_argument("--simglucose-python", metavar="PYTHON",
                         help="interpreter with simglucose 0.2.11 installed, to time it for t1d_uva_padova "
                              "(default: this interpreter)")
@@ -411,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
             _log("t1d_uva_padova: 30 UVA/Padova patients replicated, 1 day, basal-bolus, fast mode")
             run_t1d_case(args.quick, repeats=args.repeats or 3, simglucose_python=args.simglucose_python,
                          device=device_description(), emit=emit)
+        if args.case == "stream" or (args.case == "all" and not args.quick):
+            from ._bench_stream import STREAM_N, run_stream_case
+
+            run_stream_case(args.stream_people or STREAM_N, device=device_description(), emit=emit)
     finally:
         if out is not None:
             out.close()

@@ -168,6 +168,8 @@ class StudyConfig(_Strict):
     mode: Literal["reference", "fast"] = "reference"
     save_every_min: float = Field(1.0, gt=0, le=60)
     chunk_size: int = Field(2000, ge=1, le=1_000_000, description="people per compiled call")
+    stream: bool = Field(False, description="stream per-person summaries to parquet chunk by chunk "
+                                            "(flat memory for large cohorts; no traces or figure)")
     protocol: ProtocolConfig
     cohorts: list[CohortConfig] = Field(min_length=1)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
@@ -178,6 +180,10 @@ class StudyConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"cohort names must be unique, got {names}")
         self.build_protocol()  # grid/meal-time errors surface at validation time
+        if self.stream:
+            asked = {k for k in ("traces", "figure") if k in self.outputs.model_fields_set and getattr(self.outputs, k)}
+            if asked:
+                raise ValueError(f"stream: true writes per-person summaries only; set outputs.{sorted(asked)[0]}: false")
         return self
 
     def build_protocol(self) -> Protocol:

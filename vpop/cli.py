@@ -27,6 +27,16 @@ def _cmd_run(args) -> int:
     total = sum(c.n_people for c in config.cohorts)
     print(f"vpop run {config.name}: {total} people, {config.protocol.kind}, mode={config.mode}, "
           f"JAX backend {dev['backend']} ({dev['devices'][0]})", file=sys.stderr)
+    if config.stream:
+        from ._stream import stream_study
+
+        path = stream_study(config, out, overwrite=args.overwrite, progress=not args.quiet)
+        manifest = json.loads((path / "manifest.json").read_text())
+        print(f"wrote {path}/ ({', '.join(sorted(p.name for p in path.iterdir()))}) in "
+              f"{manifest['wall_time_s']:.1f} s, {manifest['stream']['n_chunks']} chunks, peak RSS "
+              f"{manifest['stream']['peak_rss_mb']:.0f} MiB; failed solves per cohort: {manifest['n_failed']}",
+              file=sys.stderr)
+        return 0
     result = run_study(config, progress=not args.quiet)
     path = write_results(result, out, overwrite=args.overwrite)
     failed = result.manifest["n_failed"]
