@@ -13,8 +13,10 @@ from ._engine import (
     MODES as MODES,
     SimulationResult as SimulationResult,
     Status as Status,
+    people_mesh as people_mesh,
     select_people as select_people,
     simulate as simulate,
+    use_devices as use_devices,
 )
 from ._observables import (
     auc as auc,
@@ -63,7 +65,7 @@ from ._t1d import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "models", "MODES", "SimulationResult", "Status", "select_people", "simulate",
+    "models", "MODES", "SimulationResult", "Status", "people_mesh", "select_people", "simulate", "use_devices",
     "auc", "homa_beta_percent", "homa_ir", "incremental_auc", "matsuda_index", "peak", "summarize", "traces",
     "ParameterSet", "ParamSpec", "available_parameter_sets", "load_parameter_set",
     "sample_population", "Meal", "Protocol", "fasting", "mixed_meals", "ogtt",
