@@ -204,9 +204,13 @@ class FitResult:
         for i, p in enumerate(self.problem.params):
             rse = float(np.nanmedian(self.relative_standard_errors[:, i]))
             shr = float(np.nanmedian(self.shrinkage[:, i])) if p.prior_sd is not None else float("nan")
-            ok = np.isfinite(rse) and rse <= self.rse_max and (p.prior_sd is None or shr <= self.shrinkage_max)
-            why = "" if ok else ("relative SE > %.2g" % self.rse_max if not rse <= self.rse_max
-                                 else "prior-dominated (posterior/prior variance > %.2g)" % self.shrinkage_max)
+            why = []
+            if not rse <= self.rse_max:
+                why.append("relative SE > %.2g" % self.rse_max)
+            if p.prior_sd is not None and not shr <= self.shrinkage_max:
+                why.append("prior-dominated (posterior/prior variance > %.2g)" % self.shrinkage_max)
+            ok = not why
+            why = "; ".join(why)
             rows.append({"parameter": p.name, "unit": p.unit, "median_relative_se [1]": rse,
                          "median_shrinkage [1]": shr, "identifiable": bool(ok), "reason": why})
         return pd.DataFrame(rows)
