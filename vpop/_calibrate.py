@@ -262,14 +262,33 @@ def _apply(cfg: PopulationConfig, hyper: dict, theta: np.ndarray, provenance: di
     return PopulationConfig.model_validate(data)
 
 
-def save_population(cfg: PopulationConfig, path: str | Path) -> Path:
-    """Write a population config as YAML, atomically (complete or absent)."""
+def calibration_overlay(result: CalibrationResult) -> dict:
+    """The calibrated values and their provenance, as written next to the population YAML."""
+    from importlib import metadata
+
+    cfg = result.config
+    overlay = dict(cfg.calibrated or {})
+    overlay.update({
+        "population": cfg.name,
+        "vpop_version": metadata.version("vpop"),
+        "jax_version": metadata.version("jax"),
+        "wall_time_s": round(result.wall_time_s, 1),
+        "achieved_on_calibration_sample": {r["target"]: round(float(r["achieved"]), 5) for r in result.report.to_dict("records")},
+        "hyper": {k: h.value for k, h in cfg.physiology.hyper.items() if h.calibrate},
+        "effects": {e.name: e.calibrated for e in cfg.effects if e.calibrated is not None},
+    })
+    return overlay
+
+
+def save_overlay(overlay: dict, path: str | Path) -> Path:
+    """Write a calibration overlay as YAML, atomically (complete or absent)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        f.write(f"# {cfg.name}: written by vpop calibrate; see `calibrated:` for provenance\n")
-        yaml.safe_dump(json.loads(json.dumps(cfg.model_dump(mode="json"))), f, sort_keys=False, allow_unicode=True, width=110)
+        f.write(f"# Calibration of population {overlay.get('population')!r}, written by `vpop calibrate`.\n"
+                "# Loaded over the population YAML of the same name by vpop.load_population.\n")
+        yaml.safe_dump(json.loads(json.dumps(overlay)), f, sort_keys=False, allow_unicode=True, width=110)
     os.replace(tmp, path)
     return path
 

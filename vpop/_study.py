@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -182,12 +183,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_results(result: StudyResult, out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Write parquet tables, a CSV cohort summary, the config, a figure and ``manifest.json``.
+@contextmanager
+def atomic_directory(out_dir: str | Path, *, overwrite: bool = False):
+    """Yield a temporary sibling directory that becomes ``out_dir`` only if the block succeeds.
 
-    Results are complete or absent: everything is written into a temporary sibling directory that is
-    renamed to ``out_dir`` only when every file is written. An existing ``out_dir`` is replaced only
-    with ``overwrite=True``.
+    Results are complete or absent: an exception removes the temporary directory and leaves any
+    existing ``out_dir`` untouched; an existing ``out_dir`` is replaced only with ``overwrite=True``.
     """
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -195,16 +196,7 @@ def write_results(result: StudyResult, out_dir: str | Path, *, overwrite: bool =
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        result.summary.to_parquet(tmp / "summary.parquet", index=False)
-        result.cohort_summary.to_csv(tmp / "cohort_summary.csv", index=False)
-        if result.traces is not None:
-            result.traces.to_parquet(tmp / "traces.parquet", index=False)
-            if result.config.outputs.figure:
-                plot_study(result, tmp / "glucose_insulin.png")
-        (tmp / "config.yaml").write_text(yaml.safe_dump(result.config.model_dump(mode="json"), sort_keys=False))
-        manifest = dict(result.manifest)
-        manifest["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        yield tmp
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
@@ -215,4 +207,28 @@ def write_results(result: StudyResult, out_dir: str | Path, *, overwrite: bool =
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_manifest(tmp: Path, manifest: dict) -> None:
+    """``manifest.json`` with the size and SHA-256 of every file already in ``tmp``."""
+    manifest = dict(manifest)
+    manifest["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+
+
+def write_results(result: StudyResult, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write parquet tables, a CSV cohort summary, the config, a figure and ``manifest.json``.
+
+    Results are complete or absent (:func:`atomic_directory`).
+    """
+    out = Path(out_dir)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        result.summary.to_parquet(tmp / "summary.parquet", index=False)
+        result.cohort_summary.to_csv(tmp / "cohort_summary.csv", index=False)
+        if result.traces is not None:
+            result.traces.to_parquet(tmp / "traces.parquet", index=False)
+            if result.config.outputs.figure:
+                plot_study(result, tmp / "glucose_insulin.png")
+        (tmp / "config.yaml").write_text(yaml.safe_dump(result.config.model_dump(mode="json"), sort_keys=False))
+        write_manifest(tmp, result.manifest)
     return out

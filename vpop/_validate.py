@@ -20,6 +20,12 @@ Checks
 ``topp2000_biomd341``
     The Topp 2000 βIG model against BIOMD0000000341 over 1000 days; relative error ≤ 1e-4 daily.
 
+``prevalence_calibration``
+    The calibrated ``us_adults`` virtual population (``vpop calibrate``) on a fresh cohort of 20 000
+    (seed 2026, not the calibration sample): prediabetes and diabetes prevalence overall and at age
+    ≥ 65 within ±3 percentage points of CDC/NHANES figures; fasting insulin and HOMA-IR median and
+    quartiles (people without treated diabetes) within ±10% of NHANES III.
+
 ``pacini_bergman_ivgtt``
     The Bergman minimal model fitted (optax L-BFGS) to the Pacini & Bergman 1986 IVGTT: converged,
     SI and SG identifiable and inside the healthy-adult 95% ranges of Denti 2010.
@@ -240,12 +246,33 @@ def check_parameter_recovery(n_people: int = 1000, seed: int = 0) -> list[dict]:
     return rows
 
 
+def check_prevalence_calibration(n_people: int = 20000, seed: int = 2026) -> list[dict]:
+    """The calibrated ``us_adults`` population on a fresh cohort (not the calibration sample):
+    every target within its tolerance (±3 percentage points for prevalences, ±10% for medians and
+    quartiles), hard ADA/CDC thresholds, fast mode."""
+    from ._calibrate import check_calibration
+    from ._virtual_population import load_population
+
+    cfg = load_population("us_adults")
+    report, n_failed, _ = check_calibration(cfg, n_people=n_people, seed=seed)
+    name = "prevalence_calibration"
+    src = f"CDC NDSR 2024 / NHANES targets; us_adults.calibrated.yaml; fresh cohort n={n_people}, seed {seed}"
+    rows = [_row(name, src, "failed solves [people]", n_failed, 0)]
+    for r in report.to_dict("records"):
+        unit = "percentage points" if r["tolerance_kind"] == "absolute" else "relative"
+        err = abs(r["error"]) * (100 if r["tolerance_kind"] == "absolute" else 1)
+        tol = r["tolerance"] * (100 if r["tolerance_kind"] == "absolute" else 1)
+        rows.append(_row(name, src, f"{r['target']}: achieved {r['achieved']:.4g} vs target {r['value']:.4g}; |error| [{unit}]", err, tol))
+    return rows
+
+
 #: Every check by name.
 CHECKS: dict[str, Callable[[], list[dict]]] = {
     "dallaman2007_biomd379": check_dallaman2007_biomd379,
     "simglucose_30_patients": check_simglucose_30_patients,
     "topp2000_biomd341": check_topp2000_biomd341,
     "pacini_bergman_ivgtt": check_pacini_bergman_ivgtt,
+    "prevalence_calibration": check_prevalence_calibration,
     "ohashi_clamp_gir_prediction": check_ohashi_clamp_gir_prediction,
     "parameter_recovery": check_parameter_recovery,
 }

@@ -235,8 +235,8 @@ class CalibrationConfig(_Strict):
     definition: str = ("diabetes: FPG ≥ 126 mg/dL or HbA1c ≥ 6.5% (the CDC/NHANES definition, no OGTT); "
                        "prediabetes: not diabetes and FPG 100–125 or HbA1c 5.7–6.4%")
     n_people: int = Field(4000, ge=100)
-    steps: int = Field(150, ge=1)
-    learning_rate: float = Field(0.03, gt=0)
+    steps: int = Field(100, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
     seed: int = 0
     softness_glucose_mg_per_dl: float = Field(2.0, gt=0)
     softness_hba1c_percent: float = Field(0.05, gt=0)
@@ -306,26 +306,58 @@ class PopulationConfig(_Strict):
             "se_sampling_scale": e.theta_se, "finding": e.finding, "source": e.source} for e in self.effects])
 
 
+CALIBRATED_SUFFIX = ".calibrated.yaml"
+
+
 def available_populations() -> list[str]:
     folder = resources.files("vpop") / "populations"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml") and not p.name.endswith(CALIBRATED_SUFFIX))
 
 
-def load_population(name_or_path: str | Path = "us_adults") -> PopulationConfig:
-    """A shipped population by name (``vpop/populations/<name>.yaml``) or a YAML file path."""
+def apply_calibration(cfg: PopulationConfig, overlay: dict) -> PopulationConfig:
+    """``cfg`` with the hyperparameter values and calibrated effects of a calibration overlay."""
+    data = cfg.model_dump()
+    for k, v in overlay.get("hyper", {}).items():
+        if k not in data["physiology"]["hyper"]:
+            raise ValueError(f"calibration overlay: unknown hyperparameter {k!r}")
+        data["physiology"]["hyper"][k]["value"] = float(v)
+    by_name = {e["name"]: e for e in data["effects"]}
+    for k, v in overlay.get("effects", {}).items():
+        if k not in by_name:
+            raise ValueError(f"calibration overlay: unknown effect {k!r}")
+        by_name[k]["calibrated"] = float(v)
+    data["calibrated"] = {k: v for k, v in overlay.items() if k not in ("hyper", "effects")}
+    return PopulationConfig.model_validate(data)
+
+
+def load_population(name_or_path: str | Path = "us_adults", *, calibrated: bool = True) -> PopulationConfig:
+    """A shipped population by name (``vpop/populations/<name>.yaml``) or a YAML file path.
+
+    If a calibration overlay ``<name>.calibrated.yaml`` (written by ``vpop calibrate``) sits next
+    to it, its hyperparameters and calibrated effect sizes are applied (``calibrated=False``: the
+    uncalibrated starting values).
+    """
     p = Path(str(name_or_path))
     if p.suffix in (".yaml", ".yml") and p.is_file():
         text, source = p.read_text(), str(p)
+        overlay_path = p.with_name(p.name[: -len(p.suffix)] + CALIBRATED_SUFFIX)
+        overlay_text = overlay_path.read_text() if overlay_path.is_file() else None
     else:
         names = available_populations()
         if str(name_or_path) not in names:
             raise ValueError(f"unknown population {name_or_path!r}; shipped: {names} (or pass a .yaml path)")
-        text = (resources.files("vpop") / "populations" / f"{name_or_path}.yaml").read_text()
+        folder = resources.files("vpop") / "populations"
+        text = (folder / f"{name_or_path}.yaml").read_text()
+        overlay_file = folder / f"{name_or_path}{CALIBRATED_SUFFIX}"
+        overlay_text = overlay_file.read_text() if overlay_file.is_file() else None
         source = str(name_or_path)
     from pydantic import ValidationError
 
     try:
-        return PopulationConfig.model_validate(yaml.safe_load(text))
+        cfg = PopulationConfig.model_validate(yaml.safe_load(text))
+        if calibrated and overlay_text is not None:
+            cfg = apply_calibration(cfg, yaml.safe_load(overlay_text))
+        return cfg
     except ValidationError as e:
         from ._config import ConfigError, _format_validation_error
 

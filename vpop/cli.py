@@ -1,4 +1,4 @@
-"""Command line: ``vpop run``, ``vpop validate``, ``vpop bench``, ``vpop parameter-sets``."""
+"""Command line: ``vpop run``, ``vpop validate``, ``vpop bench``, ``vpop calibrate``, ``vpop fit``, ``vpop parameter-sets``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,50 @@ def _cmd_validate(args) -> int:
     return 0 if all(r["passed"] for r in rows) else 1
 
 
+def _cmd_calibrate(args) -> int:
+    from ._calibrate import calibrate, calibration_overlay, check_calibration, save_overlay
+    from ._config import ConfigError
+    from ._virtual_population import CALIBRATED_SUFFIX, load_population
+
+    try:
+        cfg = load_population(args.population, calibrated=not args.from_scratch)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = calibrate(cfg, steps=args.steps, n_people=args.n_people, seed=args.seed, progress=not args.quiet)
+    overlay = calibration_overlay(result)
+    if args.check_n:
+        report, n_failed, _ = check_calibration(result.config, n_people=args.check_n)
+        overlay["check"] = {"n_people": args.check_n, "seed": 2026, "n_failed": n_failed,
+                            "achieved": {r["target"]: round(float(r["achieved"]), 5) for r in report.to_dict("records")},
+                            "all_passed": bool(report["passed"].all())}
+        print(report[["target", "value", "achieved", "tolerance", "passed"]].to_string(index=False), file=sys.stderr)
+    if args.out:
+        out = Path(args.out)
+    else:
+        p = Path(args.population)
+        out = p.with_name(p.stem + CALIBRATED_SUFFIX) if p.suffix in (".yaml", ".yml") else Path(f"{cfg.name}{CALIBRATED_SUFFIX}")
+    save_overlay(overlay, out)
+    print(f"wrote {out} (loss {overlay.get('best_loss', float('nan')):.3g}, {result.wall_time_s:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    from ._fit_config import load_fit_config, run_fit
+
+    try:
+        cfg = load_fit_config(args.config)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("vpop_results") / cfg.name
+    report = run_fit(cfg, out)
+    c = report["convergence"]
+    print(f"wrote {out}/parameters.csv: {c['n_converged']}/{c['n_subjects']} subjects converged "
+          f"({c['n_starts']} starts each)", file=sys.stderr)
+    return 0 if c["n_converged"] == c["n_subjects"] else 1
+
+
 def _cmd_bench(args, rest) -> int:
     from . import _bench
 
@@ -95,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--check", action="append", help="run only this check (repeatable)")
     sub.add_parser("bench", help="benchmarks (patient-days/s vs a naive vmap(diffeqsolve) baseline); see --help", add_help=False)
     sub.add_parser("parameter-sets", help="list the shipped parameter sets")
+    f = sub.add_parser("fit", help="fit a model to measured curves (parameter table with standard errors)")
+    f.add_argument("config", help="YAML fit config (see vpop._fit_config)")
+    f.add_argument("--out", help="output directory (default: vpop_results/<name>); a checkpoint there is resumed")
+    c = sub.add_parser("calibrate", help="fit a population's hyperparameters to its targets (optax, by gradient)")
+    c.add_argument("population", nargs="?", default="us_adults", help="shipped population name or YAML path (default us_adults)")
+    c.add_argument("--out", help="overlay file to write (default: <population>.calibrated.yaml)")
+    c.add_argument("--steps", type=int, help="optimizer steps (default: the population's calibration.steps)")
+    c.add_argument("--n-people", type=int, help="people in the calibration sample")
+    c.add_argument("--seed", type=int, help="seed of the calibration sample")
+    c.add_argument("--check-n", type=int, default=20000, help="people in the out-of-sample check (0: skip)")
+    c.add_argument("--from-scratch", action="store_true", help="ignore an existing calibration overlay as the start")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -113,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_validate(args)
     if args.command == "parameter-sets":
         return _cmd_sets(args)
+    if args.command == "calibrate":
+        return _cmd_calibrate(args)
+    if args.command == "fit":
+        return _cmd_fit(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
