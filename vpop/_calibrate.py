@@ -194,6 +194,7 @@ def calibrate(cfg: PopulationConfig, *, steps: int | None = None, n_people: int 
     lr = cal.learning_rate if learning_rate is None else float(learning_rate)
     t0 = time.perf_counter()
     draw = draw_population(cfg, n, seed=seed)
+    full_draw, draw = draw, draw.arrays_only()
     pm = physiology_map(cfg)
     pk = _Packer(cfg)
     targets = cfg.calibration.targets
@@ -241,7 +242,7 @@ def calibrate(cfg: PopulationConfig, *, steps: int | None = None, n_people: int 
     new = _apply(cfg, {k: float(v) for k, v in hyper.items()}, np.asarray(theta), {
         "method": "optax Adam on soft-threshold targets (vpop._calibrate)", "steps": steps, "n_people": n,
         "seed": seed, "learning_rate": lr, "best_loss": best[0], "mode": mode})
-    report, _, _ = evaluate(new, draw, mode=mode)
+    report, _, _ = evaluate(new, full_draw, mode=mode)
     return CalibrationResult(new, history, report, time.perf_counter() - t0)
 
 

@@ -104,7 +104,7 @@ class CovariateModel(_Strict):
         return list(spec.levels) if spec.levels is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Covariates:
     """Sampled covariates: ``values[name]`` is an array over people (categorical: integer codes)."""
 

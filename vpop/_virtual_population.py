@@ -413,7 +413,14 @@ class PopulationDraw(eqx.Module):
     bw_kg: jax.Array  # (n,)
     rbc_age_d: jax.Array  # (n,)
     age_y: jax.Array  # (n,)
-    covariates: Covariates = eqx.field(static=True)
+    covariates: Covariates | None = eqx.field(static=True)
+    #: features the beta cells have adapted to (default: ``features``); an intervention arm keeps
+    #: the pre-intervention ones, so improved sensitivity is not cancelled by compensation reversal
+    adapted_features: jax.Array | None = None
+
+    def arrays_only(self) -> "PopulationDraw":
+        """The same draw without the host-side covariate table (for jit: one compile per shape)."""
+        return PopulationDraw(self.features, self.z, self.bw_kg, self.rbc_age_d, self.age_y, None, self.adapted_features)
 
 
 def draw_population(cfg: PopulationConfig, n_people: int, seed: int = 0, covariates: Covariates | None = None) -> PopulationDraw:
@@ -430,11 +437,18 @@ def draw_population(cfg: PopulationConfig, n_people: int, seed: int = 0, covaria
                           jnp.asarray(rbc), jnp.asarray(cov.numeric("age_y")), cov)
 
 
-def with_covariates(cfg: PopulationConfig, draw: PopulationDraw, cov: Covariates) -> PopulationDraw:
-    """The same people (same random effects) with changed covariates (e.g. an intervention arm)."""
+def with_covariates(cfg: PopulationConfig, draw: PopulationDraw, cov: Covariates, *, readapt: bool = False) -> PopulationDraw:
+    """The same people (same random effects) with changed covariates (e.g. an intervention arm).
+
+    By default the beta cells stay adapted to the original covariates (``adapted_features``): an
+    intervention that raises insulin sensitivity raises the disposition index, as the DPP lifestyle
+    arm did (Kitabchi 2005), instead of being cancelled by the cross-sectional compensation law.
+    ``readapt=True`` compares populations at their new adapted steady state instead.
+    """
     bw = cov.numeric("bmi_kg_per_m2") * cov.numeric("height_m") ** 2
+    adapted = None if readapt else (draw.features if draw.adapted_features is None else draw.adapted_features)
     return PopulationDraw(jnp.asarray(feature_matrix(cfg.effects, cov)), draw.z, jnp.asarray(bw), draw.rbc_age_d,
-                          jnp.asarray(cov.numeric("age_y")), cov)
+                          jnp.asarray(cov.numeric("age_y")), cov, adapted)
 
 
 class PhysiologyMap(eqx.Module):
@@ -481,16 +495,28 @@ def effect_coefficients(pm: PhysiologyMap, theta, liability_scale_log):
 def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
     """``log s_h, log s_p, log b`` per person (differentiable in ``theta`` and ``hyper``)."""
     coef = effect_coefficients(pm, theta, hyper["liability_scale_log"])
-    contrib = draw.features * coef[None, :]  # (n, E)
     tgt = jnp.asarray(pm.target_index)
-    E = [jnp.sum(jnp.where(tgt[None, :] == j, contrib, 0.0), axis=1) for j in range(len(TARGETS))]
-    e_s, e_sh, e_sp, e_b = E
     z = draw.z
     rho = hyper["si_hepatic_peripheral_rho"]
     sd_s = hyper["log_si_sd"]
-    log_sh = hyper["log_si_mean"] + e_s + e_sh + sd_s * z[:, 0]
-    log_sp = hyper["log_si_mean"] + e_s + e_sp + sd_s * (rho * z[:, 0] + jnp.sqrt(1 - rho * rho) * z[:, 1])
-    log_b = hyper["log_beta_mean"] - hyper["compensation"] * 0.5 * (log_sh + log_sp) + e_b + hyper["log_beta_sd"] * z[:, 2]
+
+    def effects(features):
+        contrib = features * coef[None, :]  # (n, E)
+        return [jnp.sum(jnp.where(tgt[None, :] == j, contrib, 0.0), axis=1) for j in range(len(TARGETS))]
+
+    def sensitivity(e_s, e_sh, e_sp):
+        log_sh = hyper["log_si_mean"] + e_s + e_sh + sd_s * z[:, 0]
+        log_sp = hyper["log_si_mean"] + e_s + e_sp + sd_s * (rho * z[:, 0] + jnp.sqrt(1 - rho * rho) * z[:, 1])
+        return log_sh, log_sp
+
+    e_s, e_sh, e_sp, e_b = effects(draw.features)
+    log_sh, log_sp = sensitivity(e_s, e_sh, e_sp)
+    if draw.adapted_features is None:
+        ref_sh, ref_sp = log_sh, log_sp
+    else:
+        a_s, a_sh, a_sp, _ = effects(draw.adapted_features)
+        ref_sh, ref_sp = sensitivity(a_s, a_sh, a_sp)
+    log_b = hyper["log_beta_mean"] - hyper["compensation"] * 0.5 * (ref_sh + ref_sp) + e_b + hyper["log_beta_sd"] * z[:, 2]
     return log_sh, log_sp, log_b
 
 

@@ -8,10 +8,60 @@ import sys
 from pathlib import Path
 
 
+def _is_population_study(path) -> bool:
+    import yaml
+    from importlib import resources
+
+    try:
+        text = (resources.files("vpop") / "configs" / "default_study.yaml").read_text() if path is None else Path(path).read_text()
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError):
+        return False  # load_config reports it
+    return isinstance(data, dict) and "population" in data
+
+
+def _cmd_run_population(args) -> int:
+    import yaml
+    from importlib import resources
+    from pydantic import ValidationError
+
+    from ._config import ConfigError, _format_validation_error
+    from ._population_study import PopulationStudyConfig, run_population_study, write_population_results
+
+    source = args.config or "<embedded default_study.yaml>"
+    text = (resources.files("vpop") / "configs" / "default_study.yaml").read_text() if args.config is None else Path(args.config).read_text()
+    try:
+        config = PopulationStudyConfig.model_validate(yaml.safe_load(text))
+    except ValidationError as e:
+        print(f"error: {_format_validation_error(e, source)}", file=sys.stderr)
+        return 2
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("vpop_results") / config.name
+    if out.exists() and not args.overwrite:
+        print(f"error: output directory {out} exists; choose another --out or pass --overwrite", file=sys.stderr)
+        return 2
+    print(f"vpop run {config.name}: population {config.population}, {config.n_people} people × {len(config.arms)} arms, "
+          f"{config.worlds} effect-size draws, mode={config.mode}", file=sys.stderr)
+    result = run_population_study(config, progress=not args.quiet)
+    path = write_population_results(result, out, overwrite=args.overwrite)
+    print(f"wrote {path}/ ({', '.join(sorted(p.name for p in path.iterdir()))}) in "
+          f"{result.manifest['wall_time_s']:.1f} s; failed solves per arm: {result.manifest['n_failed']}", file=sys.stderr)
+    t = result.arm_outcomes
+    show = t[t["statistic"].isin(["diabetes_ada [%]", "prediabetes_ada [%]", "diabetes_cdc [%]", "hba1c_mean [%]"])]
+    cols = [c for c in ("arm", "statistic", "estimate", "ci95_low", "ci95_high", f"difference_from_{config.arms[0].name}",
+                        "difference_ci95_low", "difference_ci95_high") if c in show.columns]
+    print(show[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    return 0
+
+
 def _cmd_run(args) -> int:
     from ._config import ConfigError, load_config
     from ._study import run_study, write_results
 
+    if _is_population_study(args.config):
+        return _cmd_run_population(args)
     try:
         config = load_config(args.config)
     except ConfigError as e:
