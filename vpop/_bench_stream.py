@@ -11,7 +11,10 @@ in chunks of :data:`STREAM_CHUNK` people, in a **child process** so that its pea
 * ``compile_s``: ``first_chunk_s − median_chunk_s`` (the first chunk's extra time: tracing and
   compilation); ``xla_compile_s``: seconds JAX reports for tracing, lowering and XLA compilation
   over the whole run (``jax.monitoring``);
+* ``first_chunk_xla_compile_s``: the part of ``xla_compile_s`` spent during the first chunk (the
+  first call's compile time, measured directly rather than as a difference of wall times);
 * ``xla_compiles_after_first_chunk``: XLA compilations after the first chunk (0: no recompilation);
+  ``engine_traces``: times the fast-mode simulation was traced (1: compiled once for all chunks);
 * ``peak_rss_mb``: the child's peak resident memory [MiB];
 * ``baseline_patient_days_per_s`` and ``ratio``: the naive ``jit(vmap(diffeqsolve))`` baseline of
   case ``meal_model_1day`` on :data:`vpop._bench.BASELINE_CAP` people, timed in the parent process
@@ -90,6 +93,8 @@ def run_stream_case(n_people: int = STREAM_N, chunk_size: int = STREAM_CHUNK, *,
         "ratio": None if base_pds is None else _sig(pds / base_pds, 4),
         "compile_s": _sig(max(child["first_chunk_s"] - child["median_chunk_s"], 0.0), 4),
         "xla_compile_s": child["compile_s"],
+        "first_chunk_xla_compile_s": child["first_chunk_compile_s"],
+        "engine_traces": child["engine_traces"]["fast"],
         "xla_compiles": child["xla_compiles"],
         "xla_compiles_after_first_chunk": child["xla_compiles_after_first_chunk"],
         "peak_rss_mb": child["peak_rss_mb"],

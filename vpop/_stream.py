@@ -239,7 +239,7 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
                     del res, df, table, p, y0
                     chunk_s.append(time.perf_counter() - t0)
                     if len(chunk_s) == 1:
-                        compiles_first = counter.compiles
+                        compiles_first, compile_s_first = counter.compiles, counter.seconds
                     if on_chunk is not None:
                         on_chunk({"chunk": len(chunk_s) - 1, "wall_s": chunk_s[-1], "xla_compiles": counter.compiles,
                                   "rss_mb": _rss_mb()})
@@ -275,6 +275,7 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
                 "xla_compiles_after_first_chunk": compiles_total - compiles_first,
                 "engine_traces": {k: TRACE_COUNTS[k] - traces_before.get(k, 0) for k in TRACE_COUNTS},
                 "compile_s": round(compile_seconds, 3),
+                "first_chunk_compile_s": round(compile_s_first, 3),
                 "peak_rss_mb": round(_peak_rss_mb(), 1),
                 "traces": "not written (stream mode)",
             },
