@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import vpop
-from vpop._config import ConfigError, load_config, parse_config
+from vpop._config import ConfigError, load_config, load_study_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,17 +36,21 @@ def cfg(**changes):
 
 
 def test_embedded_default_and_examples_validate():
-    default = load_config(None)
-    assert default.cohorts and default.build_protocol().n_intervals > 0
+    from vpop._population_study import PopulationStudyConfig
+
+    default = load_study_config(None)
+    assert isinstance(default, PopulationStudyConfig) and len(default.arms) >= 2 and default.population == "us_adults"
     examples = sorted((ROOT / "configs").glob("*.yaml"))
-    assert examples, "configs/ has example configs"
-    for p in examples:
-        load_config(p)
+    assert len(examples) >= 2, "configs/ has example configs"
+    kinds = {type(load_study_config(p)).__name__ for p in examples}
+    assert kinds == {"StudyConfig", "PopulationStudyConfig"}
+    ogtt = load_config(ROOT / "configs" / "ogtt_normal_vs_t2d.yaml")
+    assert ogtt.cohorts and ogtt.build_protocol().n_intervals > 0
 
 
 def test_repo_default_equals_embedded_default():
-    embedded = load_config(None)
-    assert load_config(ROOT / "configs" / "default_study.yaml") == embedded
+    embedded = load_study_config(None)
+    assert load_study_config(ROOT / "configs" / "default_study.yaml") == embedded
 
 
 @pytest.mark.parametrize(

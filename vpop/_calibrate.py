@@ -148,7 +148,9 @@ class _Packer:
         hyper = {k: jnp.asarray(h.value) for k, h in self.hyper.items()}
         for i, k in enumerate(self.h_free):
             hyper[k] = _sigmoid_bounds(z["h"][i], self.hyper[k].lower, self.hyper[k].upper)
-        theta = jnp.asarray(self.theta0) + jnp.asarray(self.se) * self._v(z)
+        # free effects: prior centre + SE·v; fixed ones stay at their current (start) value
+        theta = jnp.where(jnp.asarray(self.e_free), jnp.asarray(self.theta0) + jnp.asarray(self.se) * self._v(z),
+                          jnp.asarray(self.start))
         return hyper, theta
 
     def prior(self, z):
@@ -207,7 +209,9 @@ def calibrate(cfg: PopulationConfig, *, steps: int | None = None, n_people: int 
         fit = sum(e ** 2 for e in errs.values())
         return fit + pk.prior(z), (fit, achieved, n_failed)
 
-    opt = optax.adam(lr)
+    # cosine-decayed step size: Adam's steps are ~lr regardless of the gradient, so without decay
+    # it ends oscillating around the optimum with an amplitude of about lr (in unconstrained units)
+    opt = optax.adam(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.01))
     z = pk.init()
     state = opt.init(z)
 
@@ -232,15 +236,17 @@ def calibrate(cfg: PopulationConfig, *, steps: int | None = None, n_people: int 
     for i in bar:
         z_new, state, loss, (fit, achieved, n_failed) = step(z, state)
         loss = float(loss)
+        hyper_i, _ = pk.unpack(z)
         history.append({"step": i, "loss": loss, "fit": float(fit), "n_failed": int(n_failed),
-                        **{k: float(v) for k, v in achieved.items()}})
+                        **{k: float(v) for k, v in achieved.items()},
+                        **{f"hyper.{k}": float(hyper_i[k]) for k in pk.h_free}})
         if np.isfinite(loss) and loss < best[0]:
             best = (loss, z)  # the parameters at which this loss was evaluated
         bar.set_postfix(loss=f"{loss:.3g}")
         z = z_new
     hyper, theta = pk.unpack(best[1])
     new = _apply(cfg, {k: float(v) for k, v in hyper.items()}, np.asarray(theta), {
-        "method": "optax Adam on soft-threshold targets (vpop._calibrate)", "steps": steps, "n_people": n,
+        "method": "optax Adam (cosine-decayed step) on soft-threshold targets (vpop._calibrate)", "steps": steps, "n_people": n,
         "seed": seed, "learning_rate": lr, "best_loss": best[0], "mode": mode})
     report, _, _ = evaluate(new, full_draw, mode=mode)
     return CalibrationResult(new, history, report, time.perf_counter() - t0)

@@ -223,17 +223,39 @@ def parse_config(data: dict, source: str = "<dict>") -> StudyConfig:
         raise ConfigError(_format_validation_error(e, source)) from None
 
 
-def load_config(path: str | Path | None = None) -> StudyConfig:
-    """Load and validate a YAML study config (``None``: the embedded default study)."""
+def load_study_config(path: str | Path | None = None):
+    """Load and validate any study config: a population study (has ``population:``, see
+    :class:`vpop._population_study.PopulationStudyConfig`) or a parameter-set cohort study
+    (:class:`StudyConfig`). ``None``: the embedded default study."""
+    text, source = _read(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML in {source}: {e}") from None
+    if isinstance(data, dict) and "population" in data:
+        from ._population_study import PopulationStudyConfig
+
+        try:
+            return PopulationStudyConfig.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(_format_validation_error(e, source)) from None
+    return parse_config(data, source)
+
+
+def _read(path) -> tuple[str, str]:
     if path is None:
-        text = (resources.files("vpop") / "configs" / "default_study.yaml").read_text()
-        source = "<embedded default_study.yaml>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        text = p.read_text()
-        source = str(p)
+        return (resources.files("vpop") / "configs" / "default_study.yaml").read_text(), "<embedded default_study.yaml>"
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    return p.read_text(), str(p)
+
+
+def load_config(path: str | Path | None = None) -> StudyConfig:
+    """Load and validate a parameter-set cohort study config (``None``: the embedded default).
+
+    Use :func:`load_study_config` to accept population studies too."""
+    text, source = _read(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -283,7 +283,9 @@ class PopulationConfig(_Strict):
         for name, changes in (overrides or {}).items():
             if name not in by_name:
                 raise ValueError(f"unknown effect {name!r}; effects: {sorted(by_name)}")
-            by_name[name] = EffectSpec.model_validate({**by_name[name].model_dump(), **changes})
+            # a user's new value replaces the calibrated one unless they set that too
+            reset = {"calibrated": None} if {"central", "ci95", "se", "scale"} & set(changes) else {}
+            by_name[name] = EffectSpec.model_validate({**by_name[name].model_dump(), **reset, **changes})
         effects = list(by_name.values()) + [EffectSpec.model_validate(a) for a in (add or [])]
         return PopulationConfig.model_validate({**self.model_dump(), "effects": [e.model_dump() for e in effects]})
 

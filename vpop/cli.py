@@ -8,36 +8,9 @@ import sys
 from pathlib import Path
 
 
-def _is_population_study(path) -> bool:
-    import yaml
-    from importlib import resources
+def _cmd_run_population(args, config) -> int:
+    from ._population_study import run_population_study, write_population_results
 
-    try:
-        text = (resources.files("vpop") / "configs" / "default_study.yaml").read_text() if path is None else Path(path).read_text()
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError):
-        return False  # load_config reports it
-    return isinstance(data, dict) and "population" in data
-
-
-def _cmd_run_population(args) -> int:
-    import yaml
-    from importlib import resources
-    from pydantic import ValidationError
-
-    from ._config import ConfigError, _format_validation_error
-    from ._population_study import PopulationStudyConfig, run_population_study, write_population_results
-
-    source = args.config or "<embedded default_study.yaml>"
-    text = (resources.files("vpop") / "configs" / "default_study.yaml").read_text() if args.config is None else Path(args.config).read_text()
-    try:
-        config = PopulationStudyConfig.model_validate(yaml.safe_load(text))
-    except ValidationError as e:
-        print(f"error: {_format_validation_error(e, source)}", file=sys.stderr)
-        return 2
-    except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     out = Path(args.out) if args.out else Path("vpop_results") / config.name
     if out.exists() and not args.overwrite:
         print(f"error: output directory {out} exists; choose another --out or pass --overwrite", file=sys.stderr)
@@ -57,16 +30,16 @@ def _cmd_run_population(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from ._config import ConfigError, load_config
+    from ._config import ConfigError, StudyConfig, load_study_config
     from ._study import run_study, write_results
 
-    if _is_population_study(args.config):
-        return _cmd_run_population(args)
     try:
-        config = load_config(args.config)
-    except ConfigError as e:
+        config = load_study_config(args.config)
+    except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not isinstance(config, StudyConfig):
+        return _cmd_run_population(args, config)
     out = Path(args.out) if args.out else Path("vpop_results") / config.name
     if out.exists() and not args.overwrite:
         print(f"error: output directory {out} exists; choose another --out or pass --overwrite", file=sys.stderr)

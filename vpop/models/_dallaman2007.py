@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike
@@ -390,40 +391,49 @@ class DallaMan2007(AbstractModel):
         depends on the fasting glucose and on how many working beta cells a person has. Here
         ``Sb = capacity · G² / (g50² + G²)`` (the sigmoidal glucose–secretion relation of Topp et
         al. 2000, J Theor Biol 206:605, with their α = g50² = 20 000 mg²/dL²), the hepatic
-        extraction follows the paper's constraint ``HEb = m6 − m5·Sb`` (floored at 0, as ``HE(t)`` is in
-        :meth:`fluxes`), and ``Gb`` solves the
-        glucose balance with ``Ib(Sb(Gb))`` by Newton's method (optimistix; differentiable through
-        the implicit function theorem). Insulin resistance therefore raises fasting insulin
-        (compensation through glucose) and lost capacity raises fasting glucose.
+        extraction follows the paper's constraint ``HEb = m6 − m5·Sb`` (floored at 0, as ``HE(t)``
+        is in :meth:`fluxes`), and ``Gb`` solves the glucose balance with ``Ib(Sb(Gb))``. Insulin
+        resistance therefore raises fasting insulin (compensation through glucose) and lost
+        capacity raises fasting glucose.
+
+        The root is bracketed (glucose 2–3000 mg/dL) and found by bisection (optimistix): the
+        residual has kinks (HE and EGP floored at 0, the renal threshold) where Newton can cycle.
+        Derivatives come from the implicit function theorem, written as one Newton step from the
+        converged root with the slope held constant (exact first derivatives, and a person whose
+        slope is not finite gets a zero gradient instead of NaN for everybody).
 
         Returns ``p`` with ``Gb``, ``Ib``, ``Sb`` and ``HEb`` replaced (``Gb`` NaN if no steady
         state was found, so the engine flags the person).
         """
-        def insulin(Gp):
-            G = Gp / p.VG
-            Sb = capacity_pmol_per_kg_min * G * G / (g50_mg_per_dl * g50_mg_per_dl + G * G)
-            HEb = jnp.maximum(p.m6 - p.m5 * Sb, 0.0)
-            m3b = HEb * p.m1 / (1.0 - HEb)
-            Ib = Sb / ((p.m1 + m3b) * (p.m2 + p.m4) / p.m1 - p.m2) / p.VI
+        def insulin(q, cap, Gp):
+            G = Gp / q.VG
+            Sb = cap * G * G / (g50_mg_per_dl * g50_mg_per_dl + G * G)
+            HEb = jnp.maximum(q.m6 - q.m5 * Sb, 0.0)
+            m3b = HEb * q.m1 / (1.0 - HEb)
+            Ib = Sb / ((q.m1 + m3b) * (q.m2 + q.m4) / q.m1 - q.m2) / q.VI
             return Sb, HEb, Ib
 
-        def residual(Gp, _):
-            Sb, _, Ib = insulin(Gp)
-            EGP = p.kp1 - p.kp2 * Gp - p.kp3 * Ib - p.kp4 * Sb / p.gamma
+        def residual(q, cap, Gp):
+            Sb, _, Ib = insulin(q, cap, Gp)
+            EGP = q.kp1 - q.kp2 * Gp - q.kp3 * Ib - q.kp4 * Sb / q.gamma
             if self.clip_egp:
                 EGP = jnp.maximum(EGP, 0.0)
-            E = p.ke1 * jnp.maximum(Gp - p.ke2, 0.0) if self.renal_excretion else 0.0
-            Gt = (p.Fcns + E + p.k1 * Gp - EGP) / p.k2
-            return p.Vm0 * Gt / (p.Km0 + Gt) - p.k1 * Gp + p.k2 * Gt
+            E = q.ke1 * jnp.maximum(Gp - q.ke2, 0.0) if self.renal_excretion else 0.0
+            Gt = (q.Fcns + E + q.k1 * Gp - EGP) / q.k2
+            return q.Vm0 * Gt / (q.Km0 + Gt) - q.k1 * Gp + q.k2 * Gt
 
+        q0, cap0 = jax.lax.stop_gradient((p, capacity_pmol_per_kg_min))
         dtype = jnp.result_type(p.VG)
         rtol = 1e-12 if dtype == jnp.float64 else 1e-6
-        # Bisection on a bracket (glucose 2–3000 mg/dL): the residual has kinks (HE and EGP floored
-        # at 0, renal threshold) where Newton can cycle; bisection cannot, and the implicit adjoint
-        # only needs the derivative at the root.
-        sol = optx.root_find(residual, optx.Bisection(rtol=rtol, atol=rtol * p.VG), 100.0 * p.VG, max_steps=200,
-                             throw=False, options=dict(lower=2.0 * p.VG, upper=3000.0 * p.VG))
-        Sb, HEb, Ib = insulin(sol.value)
-        ok = (sol.result == optx.RESULTS.successful) & (HEb < 1.0) & (sol.value > 0.0)
-        Gb = jnp.where(ok, sol.value / p.VG, jnp.nan)
+        sol = optx.root_find(lambda g, _: residual(q0, cap0, g), optx.Bisection(rtol=rtol, atol=rtol * q0.VG),
+                             100.0 * q0.VG, max_steps=200, throw=False,
+                             options=dict(lower=2.0 * q0.VG, upper=3000.0 * q0.VG))
+        root = sol.value
+        slope = jax.grad(lambda g: residual(q0, cap0, g))(root)
+        safe = jnp.isfinite(slope) & (slope != 0)
+        Gp = root - residual(p, capacity_pmol_per_kg_min, root) / jnp.where(safe, slope, 1.0)
+        Gp = jnp.where(safe, Gp, jax.lax.stop_gradient(Gp))
+        Sb, HEb, Ib = insulin(p, capacity_pmol_per_kg_min, Gp)
+        ok = (sol.result == optx.RESULTS.successful) & (HEb < 1.0) & (root > 0.0) & safe
+        Gb = jnp.where(ok, Gp / p.VG, jnp.nan)
         return eqx.tree_at(lambda q: (q.Sb, q.Ib, q.Gb, q.HEb), p, (Sb, Ib, Gb, HEb))
