@@ -98,3 +98,28 @@ def test_parameter_recovery_check_small_cohort():
     assert data["glucose"].shape == (5, 6) and np.all(truth["SI"] > 0)
     with pytest.raises(ValueError, match="times_min"):
         om.synthetic_ogtt_cohort(5, times_min=[10.0, 20.0])
+
+
+def test_vpop_fit_cli_matches_the_python_fit_and_resumes(ohashi, tmp_path):
+    from vpop.cli import main
+
+    sub = pd.concat([d.head(8) for _, d in ohashi.groupby("group")])  # as above: the compiled fit is reused
+    om.ohashi_tidy(sub).to_csv(tmp_path / "ogtt.csv", index=False)
+    (tmp_path / "fit.yaml").write_text("name: subset\ndata:\n  csv: ogtt.csv\n  dose_g: 75\n")
+    out = tmp_path / "out"
+    assert main(["fit", str(tmp_path / "fit.yaml"), "--out", str(out)]) == 0
+    params = pd.read_csv(out / "parameters.csv")
+    assert list(params.columns) == ["subject", "parameter", "unit", "estimate", "standard_error", "relative_se [1]", "converged"]
+    table, _ = om.fit_ohashi(sub)
+    si = params[params["parameter"] == "SI"].set_index("subject")["estimate"]
+    np.testing.assert_allclose(si.loc[table["subject"]].to_numpy(), table["SI [1/min per µU/mL]"], rtol=1e-5)  # same optimum (subjects in another order)
+    assert (out / "fit.ckpt.npz").exists() and (out / "identifiability.csv").exists()
+    # a rerun resumes from the finished checkpoint and writes the same table
+    assert main(["fit", str(tmp_path / "fit.yaml"), "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "parameters.csv"), params)
+    # config errors name the field; unit errors name the column
+    (tmp_path / "bad.yaml").write_text("name: x\ndata:\n  csv: ogtt.csv\n  dose_mg: 75\n")
+    assert main(["fit", str(tmp_path / "bad.yaml")]) == 2
+    tidy = om.ohashi_tidy(sub).rename(columns={"glucose [mg/dL]": "glucose [mmol/L]"})
+    with pytest.raises(ValueError, match=r"expected 'glucose \[mg/dL\]'"):
+        om.omm_data_from_tidy(tidy)

@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-dtype", choices=("float32", "float64"), default="float32",
                         help="precision of the baseline (default float32, as vpop fast mode)")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON lines to FILE")
-    parser.add_argument("--case", choices=("all", "meal", "t1d", "stream"), default="all",
+    parser.add_argument("--case", choices=("all", "meal", "t1d", "stream", "fit"), default="all",
                         help="which cases to run (default all): meal_model_1day, t1d_uva_padova, stream_1m_1day "
                              "(not with --quick unless asked for by name)")
     parser.add_argument("--stream-people", type=int, metavar="N",
@@ -414,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
             _log("t1d_uva_padova: 30 UVA/Padova patients replicated, 1 day, basal-bolus, fast mode")
             run_t1d_case(args.quick, repeats=args.repeats or 3, simglucose_python=args.simglucose_python,
                          device=device_description(), emit=emit)
+        if args.case in ("all", "fit"):
+            from ._bench_fit import run_fit_case  # fit_ogtt_1000
+
+            run_fit_case(100 if args.quick else 1000, repeats=args.repeats or 2, device=device_description(), emit=emit)
         if args.case == "stream" or (args.case == "all" and not args.quick):
             from ._bench_stream import STREAM_N, run_stream_case
 

@@ -263,9 +263,14 @@ def _make_chunk(problem: FitProblem, gtol: float, k: int):
 
     @jax.jit
     def chunk(z, state, done, iters, data):
-        def body(carry, _):
-            return per_subject(*carry, data), None
-        (z, state, done, iters), _ = jax.lax.scan(body, (z, state, done, iters), None, length=k)
+        # up to k iterations; stops as soon as every (subject, start) has converged
+        def cond(c):
+            return (c[0] < k) & ~jnp.all(c[1][2])
+
+        def body(c):
+            return c[0] + 1, per_subject(*c[1], data)
+
+        _, (z, state, done, iters) = jax.lax.while_loop(cond, body, (0, (z, state, done, iters)))
         return z, state, done, iters
 
     return chunk
@@ -317,11 +322,13 @@ def load_checkpoint(path, like, fingerprint: str):
 def fit_individuals(problem: FitProblem, data: Mapping[str, np.ndarray], *, subjects=None, n_starts: int = 1,
                     start_sd: float = 0.5, max_iter: int = 300, gtol: float = 1e-6, ftol: float = 1e-6,
                     seed: int = 0, checkpoint=None, checkpoint_every: int = 50, stop_after: int | None = None,
-                    rse_max: float = 0.3, shrinkage_max: float = 0.5) -> FitResult:
+                    rse_max: float = 0.3, shrinkage_max: float = 0.5, batch_size: int = 64) -> FitResult:
     """Fit every subject (leading axis of each ``data`` array) in one vmapped job; see the module doc.
 
     ``stop_after`` (iterations) stops early after writing the checkpoint, as a killed run would
-    (used to test resume); the returned result then reflects the unfinished state.
+    (used to test resume); the returned result then reflects the unfinished state. Subjects run in
+    vmapped batches of ``batch_size`` (the last one padded), one compiled function for all: a vmapped
+    line search runs until its slowest member is done, so one huge batch wastes work.
     """
     data = {k: jnp.asarray(v, float) for k, v in data.items()}
     S = {int(v.shape[0]) for v in data.values()}
@@ -333,30 +340,43 @@ def fit_individuals(problem: FitProblem, data: Mapping[str, np.ndarray], *, subj
             raise ValueError(f"data has no observable {e.observable!r} (expected unit {e.unit}); got {sorted(data)}")
     if n_starts < 1 or max_iter < 1 or checkpoint_every < 1:
         raise ValueError("n_starts, max_iter and checkpoint_every must be ≥ 1")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     P = len(problem.params)
+    B = min(batch_size, S)
+    n_batches = -(-S // B)
+    pad = n_batches * B - S
+    data_p = {k: jnp.concatenate([v, jnp.repeat(v[-1:], pad, axis=0)]) if pad else v for k, v in data.items()}
     z0 = np.broadcast_to(np.asarray(problem.z_init()), (S, n_starts, P)).copy()
     if n_starts > 1:
         z0[:, 1:, :] += start_sd * np.random.default_rng(seed).standard_normal((S, n_starts - 1, P))
-    z = jnp.asarray(z0)
+    z = jnp.asarray(np.concatenate([z0, np.repeat(z0[-1:], pad, axis=0)]) if pad else z0)
     state = jax.vmap(jax.vmap(_OPT.init))(z)
-    done = jnp.zeros((S, n_starts), bool)
-    iters = jnp.zeros((S, n_starts), jnp.int32)
+    done = jnp.zeros((S + pad, n_starts), bool)
+    iters = jnp.zeros((S + pad, n_starts), jnp.int32)
     k = int(min(checkpoint_every, max_iter))
     chunk = _make_chunk(problem, gtol, k)
     it = 0
     fp = None
     if checkpoint is not None:
-        fp = _fingerprint(problem, data, z0) + f"|{max_iter}|{gtol}|{k}"
+        fp = _fingerprint(problem, data, z0) + f"|{max_iter}|{gtol}|{k}|{B}"
         loaded = load_checkpoint(checkpoint, (z, state, done, iters), fp)
         if loaded is not None:
             (z, state, done, iters), it = loaded
     while it < max_iter and not bool(jnp.all(done)):
-        z, state, done, iters = chunk(z, state, done, iters, data)
+        parts = []
+        for b in range(n_batches):
+            sl = slice(b * B, (b + 1) * B)
+            take = lambda a: a[sl]  # noqa: E731
+            parts.append(chunk(z[sl], jax.tree_util.tree_map(take, state), done[sl], iters[sl],
+                               {kk: v[sl] for kk, v in data_p.items()}))
+        z, state, done, iters = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
         it += k
         if checkpoint is not None:
             save_checkpoint(checkpoint, (z, state, done, iters), it, fp)
         if stop_after is not None and it >= stop_after:
             break
+    z, done, iters = z[:S], done[:S], iters[:S]
     return _finish(problem, data, z, done, iters, subjects if subjects is not None else list(range(S)),
                    n_starts, ftol, rse_max, shrinkage_max)
 

@@ -251,3 +251,50 @@ def parameter_recovery(n_people: int = 1000, *, seed: int = 0, **kw):
     err = [float(np.median(np.abs(res.estimates[:, i] / truth[p.name] - 1.0))) for i, p in enumerate(OMM_PARAMS)]
     ident.insert(2, "median_abs_relative_error [1]", err)
     return ident, res
+
+
+# ---------------------------------------------------------------------------------------------
+# Tidy (long) OGTT tables
+
+TIDY_COLUMNS = {"glucose": "mg/dL", "insulin": "µU/mL", "body_weight": "kg"}
+
+
+def ohashi_tidy(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The Ohashi OGTTs as a tidy table: ``subject``, ``group``, ``time [min]``, ``glucose [mg/dL]``,
+    ``insulin [µU/mL]``, ``c_peptide [ng/mL]``, ``body_weight [kg]`` (one row per subject and time)."""
+    df = load_ohashi() if df is None else df
+    parts = []
+    for t in OGTT_TIMES_MIN.astype(int):
+        parts.append(pd.DataFrame({"subject": df["subject"], "group": df["group"], "time [min]": float(t),
+                                   "glucose [mg/dL]": df[f"glucose_{t} [mg/dL]"], "insulin [µU/mL]": df[f"insulin_{t} [µU/mL]"],
+                                   "c_peptide [ng/mL]": df[f"c_peptide_{t} [ng/mL]"], "body_weight [kg]": df["body_weight [kg]"]}))
+    return pd.concat(parts).sort_values(["subject", "time [min]"], kind="stable").reset_index(drop=True)
+
+
+def omm_data_from_tidy(df: pd.DataFrame, dose_g: float = 75.0):
+    """Fit inputs of ``OMM_PROBLEM`` from a tidy OGTT table (columns ``subject``, ``time [min]``,
+    ``glucose [mg/dL]``, ``insulin [µU/mL]``, ``body_weight [kg]``; units checked). Every subject is
+    placed on the union of sample times, which must start at 0 and end by 120 min; missing glucose
+    is masked, missing insulin interpolated. Returns ``(subjects, data)``."""
+    from ._fit import tidy_to_arrays
+
+    if not 1.0 <= dose_g <= 200.0:
+        raise ValueError(f"dose_g must lie in [1, 200] g, got {dose_g}")
+    subjects, t, arr = tidy_to_arrays(df, TIDY_COLUMNS)
+    if t[0] != 0.0 or t[-1] > 120.0 or len(t) < 3:
+        raise ValueError(f"'time [min]' must include 0 and end by 120 min with ≥ 3 sample times; got {t.tolist()}")
+    g, ins = arr["glucose"], arr["insulin"]
+    bw = np.nanmax(arr["body_weight"], axis=1)
+    if np.any(~(bw > 20) | ~(bw < 400)):
+        bad = [s for s, b in zip(subjects, bw) if not 20 < b < 400]
+        raise ValueError(f"'body_weight [kg]' must lie in (20, 400) kg; subjects {bad[:5]}")
+    missing = [s for s, a, b in zip(subjects, g[:, 0], ins[:, 0]) if not (np.isfinite(a) and np.isfinite(b))]
+    if missing:
+        raise ValueError(f"subjects {missing[:5]} lack basal (0 min) glucose or insulin")
+    ins_f = ins.copy()
+    for r in range(len(ins)):
+        ok = np.isfinite(ins[r])
+        ins_f[r] = np.interp(t, t[ok], ins[r, ok])
+    n = len(subjects)
+    return subjects, {"glucose": g[:, 1:], "insulin": ins_f, "Gb": g[:, 0], "dose": dose_g * 1000.0 / bw,
+                      "t_glucose": np.tile(t[1:], (n, 1)), "t_insulin": np.tile(t, (n, 1))}
