@@ -62,6 +62,22 @@ from ._t1d import (
     uva_padova_cohort as uva_padova_cohort,
 )
 
+from ._covariates import CovariateModel as CovariateModel, Covariates as Covariates, sample_covariates as sample_covariates
+from ._diagnosis import ada_classification as ada_classification, hba1c_percent as hba1c_percent
+from ._virtual_population import (
+    EffectSpec as EffectSpec,
+    PopulationConfig as PopulationConfig,
+    available_populations as available_populations,
+    draw_population as draw_population,
+    load_population as load_population,
+)
+from ._calibrate import calibrate as calibrate
+from ._population_study import (
+    PopulationStudyConfig as PopulationStudyConfig,
+    run_population_study as run_population_study,
+    write_population_results as write_population_results,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -74,4 +90,7 @@ __all__ = [
     "CGM", "AbstractController", "Action", "BasalBolus", "ExerciseEvent", "FunctionController", "InsulinProtocol", "MealEvent",
     "HybridClosedLoop", "Observation", "PatientInfo", "PIDController", "Pump", "T1DCohort", "T1DResult", "T1DScenario",
     "load_patients", "patient_table", "sample_t1d_patients", "simulate_t1d", "uva_padova_cohort",
+    "CovariateModel", "Covariates", "sample_covariates", "ada_classification", "hba1c_percent",
+    "EffectSpec", "PopulationConfig", "available_populations", "draw_population", "load_population", "calibrate",
+    "PopulationStudyConfig", "run_population_study", "write_population_results",
 ]
