@@ -267,3 +267,19 @@ def test_stream_config_rules(tmp_path):
     (tmp_path / "exists").mkdir()
     with pytest.raises(FileExistsError):
         stream_study(_stream_config(10, 8), tmp_path / "exists", progress=False)
+
+
+def test_vpop_run_streams_when_the_config_says_so(tmp_path, capsys):
+    import yaml
+
+    from vpop.cli import main
+
+    config = _stream_config(20, 8).model_dump(mode="json")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "3 chunks" in capsys.readouterr().err
+    summary = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert len(summary) == 20 and (summary["status"] == "OK").all()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["stream"]["chunk_size"] == 8 and manifest["n_people"] == {"normal": 20}
