@@ -180,6 +180,10 @@ def test_devices_argument_is_validated():
     with pytest.raises(ValueError, match="devices"):
         vpop.people_mesh("gpu")
     assert vpop.people_mesh(1).axis_names == ("people",)
+    model, params, _ = vpop.parameters_from_set("DallaMan2007_normal")
+    with pytest.raises(ValueError, match="inside jax.jit"):
+        jax.jit(lambda p: vpop.simulate(model, p, vpop.ogtt(save_every_min=10.0), mode="fast",
+                                        devices=1).status)(params)
 
 
 # --------------------------------------------------------------------------- streaming

@@ -413,6 +413,9 @@ def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, po
     per_person = jax.tree_util.tree_map(lambda x: jnp.ndim(x) == 2, xs)
     n_pad = n
     if mesh is not None:
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((params, y0, xs, pstate0))):
+            raise ValueError("devices= (or vpop.use_devices) cannot shard inside jax.jit/grad/vmap: call it outside, "
+                             "or pass inputs that are already sharded")
         n_pad = _padded_size(n, mesh.size)
         params, y0, pstate0 = _shard_people((params, y0, pstate0), mesh, n_pad)
         xs = jax.tree_util.tree_map(
