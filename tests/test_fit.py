@@ -101,3 +101,28 @@ def test_bad_specifications_are_rejected():
     assert float(p.from_z(p.to_z(0.3))) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="no observable 'conc'"):
         fit_individuals(PROBLEM, {"t": np.zeros((2, 3))})
+
+
+def test_population_fit_recovers_mean_covariance_and_covariate_effect():
+    from vpop._fit import fit_population
+
+    rng = np.random.default_rng(5)
+    n = 300
+    weight = rng.normal(75.0, 12.0, n)  # kg
+    omega = np.array([[0.3 ** 2, 0.5 * 0.3 * 0.4], [0.5 * 0.3 * 0.4, 0.4 ** 2]])
+    eta = rng.multivariate_normal([0.0, 0.0], omega, n)
+    A = 10.0 * np.exp(eta[:, 0])
+    k = 0.03 * np.exp(0.02 * (weight - weight.mean()) + eta[:, 1])  # +2% clearance per kg
+    t = np.array([0.0, 10.0, 30.0, 60.0])  # sparse: 4 samples
+    y = A[:, None] * np.exp(-k[:, None] * t)
+    y = y * (1 + 0.05 * rng.standard_normal(y.shape)) + 0.05 * rng.standard_normal(y.shape)
+    pop = fit_population(PROBLEM, {"conc": y, "t": np.tile(t, (n, 1))}, covariates=pd.DataFrame({"weight [kg]": weight}),
+                         max_iter=200)
+    tab = pop.table().set_index("parameter")
+    assert tab.loc["A", "typical_value"] == pytest.approx(10.0, rel=0.06)
+    assert tab.loc["k", "typical_value"] == pytest.approx(0.03, rel=0.08)
+    assert tab.loc["k", "effect_weight [kg] [z per unit]"] == pytest.approx(0.02, abs=0.004)
+    assert abs(tab.loc["A", "effect_weight [kg] [z per unit]"]) < 0.004
+    np.testing.assert_allclose(tab["omega_sd_z [1]"], [0.3, 0.4], rtol=0.15)
+    assert pop.correlation().loc["A", "k"] == pytest.approx(0.5, abs=0.15)
+    assert pop.history[-1][0] < 1e-3 and pop.individuals.converged.all()
