@@ -414,10 +414,10 @@ def main(argv: list[str] | None = None) -> int:
             _log("t1d_uva_padova: 30 UVA/Padova patients replicated, 1 day, basal-bolus, fast mode")
             run_t1d_case(args.quick, repeats=args.repeats or 3, simglucose_python=args.simglucose_python,
                          device=device_description(), emit=emit)
-        if args.case in ("all", "fit"):
-            from ._bench_fit import run_fit_case  # fit_ogtt_1000
+        if args.case == "fit" or (args.case == "all" and not args.quick):
+            from ._bench_fit import run_fit_case  # fit_ogtt_1000 (vpop._bench_fit)
 
-            run_fit_case(100 if args.quick else 1000, repeats=args.repeats or 2, device=device_description(), emit=emit)
+            run_fit_case(1000, repeats=args.repeats or 2, device=device_description(), emit=emit)
         if args.case == "stream" or (args.case == "all" and not args.quick):
             from ._bench_stream import STREAM_N, run_stream_case
 
