@@ -525,8 +525,17 @@ def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
 def person_parameters(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
     """Dalla Man parameters per person, with each person's fasting steady state."""
     log_sh, log_sp, log_b = person_factors(pm, draw, theta, hyper)
-    n = draw.z.shape[0]
-    dtype = draw.z.dtype
+    return parameters_from_factors(pm, log_sh, log_sp, log_b, draw.bw_kg, hyper)
+
+
+def parameters_from_factors(pm: PhysiologyMap, log_sh, log_sp, log_b, bw_kg, hyper: dict, *, egp_factor=None):
+    """Dalla Man parameters (with fasting steady state) from the three log factors per person.
+
+    ``egp_factor`` (optional, per person): multiplies ``kp1``, the hepatic glucose output drive
+    (e.g. 0.9 for a metformin-like 10% reduction of hepatic glucose output).
+    """
+    n = jnp.shape(log_sh)[0]
+    dtype = jnp.result_type(log_sh)
     p = jax.tree_util.tree_map(lambda x: jnp.full((n,), x, dtype), pm.base)
     log_di = log_b + 0.5 * (log_sh + log_sp)  # disposition index relative to the normal subject
     deficit = jnp.minimum(log_di, 0.0) * hyper["islet_failure_hepatic_axis"]
@@ -536,7 +545,9 @@ def person_parameters(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dic
     # along the axis (b < 1): more beta cells secrete more, not faster (and α·h stays small)
     repl.update({k: getattr(p, k) * jnp.exp(e * (jnp.minimum(log_b, 0.0) if k == "alpha" else log_b))
                  for k, e in pm.beta_exponents.items()})
-    repl["BW"] = jnp.asarray(draw.bw_kg, dtype)
+    repl["BW"] = jnp.asarray(bw_kg, dtype)
+    if egp_factor is not None:
+        repl["kp1"] = repl["kp1"] * egp_factor
     keys = tuple(repl)
     p = eqx.tree_at(lambda q: tuple(getattr(q, k) for k in keys), p, tuple(repl[k] for k in keys))
     p = jax.vmap(pm.model.derive_basal_from_capacity, in_axes=(0, 0, None))(p, pm.capacity0 * jnp.exp(log_b), pm.g50)

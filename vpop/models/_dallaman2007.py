@@ -425,15 +425,19 @@ class DallaMan2007(AbstractModel):
         q0, cap0 = jax.lax.stop_gradient((p, capacity_pmol_per_kg_min))
         dtype = jnp.result_type(p.VG)
         rtol = 1e-12 if dtype == jnp.float64 else 1e-6
-        sol = optx.root_find(lambda g, _: residual(q0, cap0, g), optx.Bisection(rtol=rtol, atol=rtol * q0.VG),
-                             100.0 * q0.VG, max_steps=200, throw=False,
-                             options=dict(lower=2.0 * q0.VG, upper=3000.0 * q0.VG))
+        lo, hi = 2.0 * q0.VG, 3000.0 * q0.VG
+        bracketed = residual(q0, cap0, lo) * residual(q0, cap0, hi) <= 0
+        mid = 0.5 * (lo + hi)
+        # not bracketed (no steady state below 3000 mg/dL): solve a dummy problem, flag the person
+        sol = optx.root_find(lambda g, _: jnp.where(bracketed, residual(q0, cap0, g), g - mid),
+                             optx.Bisection(rtol=rtol, atol=rtol * q0.VG), 100.0 * q0.VG, max_steps=200, throw=False,
+                             options=dict(lower=lo, upper=hi))
         root = sol.value
         slope = jax.grad(lambda g: residual(q0, cap0, g))(root)
         safe = jnp.isfinite(slope) & (slope != 0)
         Gp = root - residual(p, capacity_pmol_per_kg_min, root) / jnp.where(safe, slope, 1.0)
         Gp = jnp.where(safe, Gp, jax.lax.stop_gradient(Gp))
         Sb, HEb, Ib = insulin(p, capacity_pmol_per_kg_min, Gp)
-        ok = (sol.result == optx.RESULTS.successful) & (HEb < 1.0) & (root > 0.0) & safe
+        ok = (sol.result == optx.RESULTS.successful) & bracketed & (HEb < 1.0) & (root > 0.0) & safe
         Gb = jnp.where(ok, Gp / p.VG, jnp.nan)
         return eqx.tree_at(lambda q: (q.Sb, q.Ib, q.Gb, q.HEb), p, (Sb, Ib, Gb, HEb))
