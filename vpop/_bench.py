@@ -375,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-dtype", choices=("float32", "float64"), default="float32",
                         help="precision of the baseline (default float32, as vpop fast mode)")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON lines to FILE")
-    parser.add_argument("--case", choices=("all", "meal", "t1d", "stream", "fit"), default="all",
-                        help="which cases to run (default all): meal_model_1day, t1d_uva_padova, stream_1m_1day "
+    parser.add_argument("--case", choices=("all", "meal", "t1d", "stream", "fit", "progression"), default="all",
+                        help="which cases to run (default all): meal_model_1day, t1d_uva_padova, stream_1m_1day, fit_ogtt_1000, progression_10y "
                              "(not with --quick unless asked for by name)")
     parser.add_argument("--stream-people", type=int, metavar="N",
                         help="people in the stream_1m_1day case (default 1,000,000)")
@@ -418,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
             from ._bench_fit import run_fit_case  # fit_ogtt_1000 (vpop._bench_fit)
 
             run_fit_case(1000, repeats=args.repeats or 2, device=device_description(), emit=emit)
+        if args.case == "progression" or (args.case == "all" and not args.quick):
+            from ._bench_progression import run_progression_case  # progression_10y
+
+            run_progression_case(device=device_description(), emit=emit)
         if args.case == "stream" or (args.case == "all" and not args.quick):
             from ._bench_stream import STREAM_N, run_stream_case
 
