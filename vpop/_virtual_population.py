@@ -586,6 +586,7 @@ def simulate_outcomes(pm: PhysiologyMap, cfg: PopulationConfig, draw: Population
     """
     from ._diagnosis import hba1c_percent
     from ._engine import simulate
+    from ._observables import homa_beta_percent, homa_ir, matsuda_index
     from ._units import PMOL_PER_L_PER_UU_PER_ML
 
     p, factors = person_parameters(pm, draw, theta, hyper)
@@ -594,7 +595,8 @@ def simulate_outcomes(pm: PhysiologyMap, cfg: PopulationConfig, draw: Population
         p = jax.tree_util.tree_map(lambda a, b: jnp.where(exclude, b, a), p, pm.base)
     fpg = p.Gb
     fpi = p.Ib / PMOL_PER_L_PER_UU_PER_ML
-    out = {"fpg [mg/dL]": fpg, "fasting_insulin [uU/mL]": fpi, "homa_ir [1]": fpg * fpi / 405.0,
+    out = {"fpg [mg/dL]": fpg, "fasting_insulin [uU/mL]": fpi, "homa_ir [1]": homa_ir(fpg, p.Ib),
+           "homa_beta [%]": homa_beta_percent(fpg, p.Ib),
            "bw [kg]": p.BW, **factors}
     day = simulate(pm.model, p, day_protocol(cfg), mode=mode, saved_states=_SAVED, substeps=1)
     g_day = day.glucose_mg_per_dl()
@@ -604,10 +606,11 @@ def simulate_outcomes(pm: PhysiologyMap, cfg: PopulationConfig, draw: Population
     status = day.status.astype(jnp.int32)
     if ogtt:
         o = simulate(pm.model, p, ogtt_protocol(cfg), mode=mode, saved_states=_SAVED)
-        g, ins = o.glucose_mg_per_dl(), o.insulin_pmol_per_l() / PMOL_PER_L_PER_UU_PER_ML
+        g, ins_pmol = o.glucose_mg_per_dl(), o.insulin_pmol_per_l()
         idx = jnp.arange(0, 121, 30)
+        ins = ins_pmol / PMOL_PER_L_PER_UU_PER_ML
         out["ogtt_2h_glucose [mg/dL]"] = g[:, 120]
-        out["matsuda [1]"] = 10000.0 / jnp.sqrt(fpg * fpi * jnp.mean(g[:, idx], axis=1) * jnp.mean(ins[:, idx], axis=1))
+        out["matsuda [1]"] = matsuda_index(g[:, idx], ins_pmol[:, idx])
         out["insulinogenic_index [uU/mL per mg/dL]"] = (ins[:, 30] - ins[:, 0]) / (g[:, 30] - g[:, 0])
         status = jnp.maximum(status, o.status.astype(jnp.int32))
     status = jnp.where(jnp.isfinite(fpg), status, 2)  # NON_FINITE when no fasting steady state exists
