@@ -393,7 +393,7 @@ def fit_individuals(problem: FitProblem, data: Mapping[str, np.ndarray], *, subj
 def _compiled(problem: FitProblem):
     """(objective per subject and start, Jacobian of the residuals per subject), jitted once per problem."""
     return (jax.jit(jax.vmap(jax.vmap(problem.loss, in_axes=(0, None)))),
-            jax.jit(jax.vmap(jax.jacfwd(problem.residuals))))
+            jax.jit(jax.vmap(jax.jacrev(problem.residuals))))  # reverse mode: diffrax solves too
 
 
 def _finish(problem, data, z, done, iters, subjects, n_starts, ftol, rse_max, shrinkage_max):
