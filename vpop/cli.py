@@ -102,6 +102,8 @@ def _cmd_calibrate(args) -> int:
         return 2
     result = calibrate(cfg, steps=args.steps, n_people=args.n_people, seed=args.seed, progress=not args.quiet)
     overlay = calibration_overlay(result)
+    overlay["started_from"] = ("the uncalibrated values of the population YAML" if args.from_scratch or cfg.calibrated is None
+                               else "its existing calibration overlay")
     if args.check_n:
         report, n_failed, _ = check_calibration(result.config, n_people=args.check_n)
         overlay["check"] = {"n_people": args.check_n, "seed": 2026, "n_failed": n_failed,
