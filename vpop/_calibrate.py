@@ -199,7 +199,6 @@ def calibrate(cfg: PopulationConfig, *, steps: int | None = None, n_people: int 
     full_draw, draw = draw, draw.arrays_only()
     pm = physiology_map(cfg)
     pk = _Packer(cfg)
-    targets = cfg.calibration.targets
 
     def loss_fn(z, exclude):
         hyper, theta = pk.unpack(z)

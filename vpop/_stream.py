@@ -22,7 +22,6 @@ Streaming writes no traces and no figure.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -155,16 +154,6 @@ def cohort_summary_from_parquet(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame([stats[c, o] for c in order for o in observables])
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
                  devices=None, chunk_size: int | None = None, on_chunk=None) -> Path:
     """Run ``config`` chunk by chunk, streaming per-person summaries to ``out_dir/summary.parquet``.
@@ -191,7 +180,7 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"output directory {out} exists; choose another --out or pass --overwrite")
-    from ._study import device_description, package_versions
+    from ._study import study_manifest, write_manifest
 
     chunk = int(chunk_size or config.chunk_size)
     if chunk < 1:
@@ -252,39 +241,21 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
         cohort_summary = cohort_summary_from_parquet(tmp / "summary.parquet")
         cohort_summary.to_csv(tmp / "cohort_summary.csv", index=False)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        manifest = {
-            "vpop_run": config.name,
-            "started_utc": started,
-            "wall_time_s": round(time.perf_counter() - t_start, 3),
-            "seed": config.seed,
-            "mode": config.mode,
-            "config": config.model_dump(mode="json"),
-            "protocol": {"name": protocol.name, "kind": protocol.kind, "duration_min": protocol.duration_min,
-                         "save_every_min": protocol.save_every_min,
-                         "meals": [{"time_min": m.time_min, "carbs_g": float(np.mean(m.carbs_g))}
-                                   for m in protocol.meals]},
-            "n_people": {c.name: c.n_people for c in config.cohorts},
-            "n_failed": n_failed,
-            "stream": {
-                "chunk_size": size,
-                "sample_block": SAMPLE_BLOCK,
-                "n_chunks": len(chunk_s),
-                "first_chunk_s": round(chunk_s[0], 3),
-                "median_chunk_s": round(statistics.median(chunk_s), 3),
-                "xla_compiles": compiles_total,
-                "xla_compiles_after_first_chunk": compiles_total - compiles_first,
-                "engine_traces": {k: TRACE_COUNTS[k] - traces_before.get(k, 0) for k in TRACE_COUNTS},
-                "compile_s": round(compile_seconds, 3),
-                "first_chunk_compile_s": round(compile_s_first, 3),
-                "peak_rss_mb": round(_peak_rss_mb(), 1),
-                "traces": "not written (stream mode)",
-            },
-            "versions": package_versions(),
-            "device": device_description(),
-            "command": sys.argv,
+        stream_info = {
+            "chunk_size": size,
+            "sample_block": SAMPLE_BLOCK,
+            "n_chunks": len(chunk_s),
+            "first_chunk_s": round(chunk_s[0], 3),
+            "median_chunk_s": round(statistics.median(chunk_s), 3),
+            "xla_compiles": compiles_total,
+            "xla_compiles_after_first_chunk": compiles_total - compiles_first,
+            "engine_traces": {k: TRACE_COUNTS[k] - traces_before.get(k, 0) for k in TRACE_COUNTS},
+            "compile_s": round(compile_seconds, 3),
+            "first_chunk_compile_s": round(compile_s_first, 3),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "traces": "not written (stream mode)",
         }
-        manifest["files"] = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        write_manifest(tmp, study_manifest(config, protocol, started, t_start, n_failed, stream=stream_info))
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)

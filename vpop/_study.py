@@ -109,7 +109,13 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
     summary = pd.concat(summaries, ignore_index=True)
     cohort_summary = summarize_cohorts(summary)
     n_failed = {c: int((g["status"] != Status.OK.name).sum()) for c, g in summary.groupby("cohort", sort=False)}
-    manifest = {
+    manifest = study_manifest(config, protocol, started, t_start, n_failed)
+    return StudyResult(config, summary, cohort_summary, pd.concat(trace_tables, ignore_index=True) if trace_tables else None, manifest)
+
+
+def study_manifest(config: StudyConfig, protocol, started: str, t_start: float, n_failed: dict, **extra) -> dict:
+    """Run metadata of a cohort study: config, protocol, sizes, failures, versions, device, command."""
+    return {
         "vpop_run": config.name,
         "started_utc": started,
         "wall_time_s": round(time.perf_counter() - t_start, 3),
@@ -121,12 +127,12 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
                      "meals": [{"time_min": m.time_min, "carbs_g": float(np.mean(m.carbs_g))} for m in protocol.meals]},
         "n_people": {c.name: c.n_people for c in config.cohorts},
         "n_failed": n_failed,
+        **extra,
         "versions": package_versions(),
         "device": device_description(),
         "command": sys.argv,
         "platform": platform.platform(),
     }
-    return StudyResult(config, summary, cohort_summary, pd.concat(trace_tables, ignore_index=True) if trace_tables else None, manifest)
 
 
 def summarize_cohorts(summary: pd.DataFrame) -> pd.DataFrame:
