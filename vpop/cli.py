@@ -74,7 +74,7 @@ def _cmd_run(args) -> int:
 def _cmd_validate(args) -> int:
     from ._validate import run_checks, summarize_checks
 
-    rows = run_checks(args.check or None)
+    rows = run_checks(args.check or None, include_slow=not args.skip_slow)
     if args.json:
         for r in rows:
             print(json.dumps(r))
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="compare vpop against external references")
     v.add_argument("--json", action="store_true", help="one JSON object per line")
     v.add_argument("--check", action="append", help="run only this check (repeatable)")
+    v.add_argument("--skip-slow", action="store_true", help="leave out the checks that fit whole cohorts (minutes)")
     sub.add_parser("bench", help="benchmarks (patient-days/s vs a naive vmap(diffeqsolve) baseline); see --help", add_help=False)
     sub.add_parser("parameter-sets", help="list the shipped parameter sets")
     f = sub.add_parser("fit", help="fit a model to measured curves (parameter table with standard errors)")
