@@ -301,3 +301,14 @@ def test_population_study_config_errors_name_the_field(tmp_path):
         load_study_config(p)
     assert main(["run", str(p), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_fast_mode_outcomes_match_the_float64_reference(pop):
+    draw = draw_population(pop, 12, seed=4).arrays_only()
+    pm = physiology_map(pop)
+    fast = simulate_outcomes(pm, pop, draw, central_effects(pop), hyper_values(pop), mode="fast")
+    ref = simulate_outcomes(pm, pop, draw, central_effects(pop), hyper_values(pop), mode="reference")
+    assert np.all(np.asarray(ref["status"]) == 0) and np.all(np.asarray(fast["status"]) == 0)
+    # 1 mg/dL is the fast mode's accuracy budget (issue 8); HbA1c 0.01 %-points
+    for k, tol in (("mean_glucose_24h [mg/dL]", 1.0), ("ogtt_2h_glucose [mg/dL]", 1.0), ("hba1c [%]", 0.01)):
+        assert float(np.max(np.abs(np.asarray(fast[k]) - np.asarray(ref[k])))) < tol, k
