@@ -34,6 +34,9 @@ Checks
     The oral minimal model fitted to every Ohashi 2018 OGTT in one vmapped job; its SI ranks the
     clamp GIR better (Spearman r) than the Matsuda index from the same OGTTs.
 
+``biphasic_secretion``, ``katp_closure_secretion``, ``mechanistic_secretion_meal``
+    The mechanistic beta cell (issue 6): see ``vpop._mechanism_checks``.
+
 ``parameter_recovery``
     1,000 synthetic OGTTs from known oral-minimal-model parameters; median absolute relative error
     ≤ 10% for every parameter the fit reports identifiable; the others named.
@@ -266,6 +269,13 @@ def check_prevalence_calibration(n_people: int = 20000, seed: int = 2026) -> lis
     return rows
 
 
+def _mechanism_checks():
+    """Checks of the mechanistic modules (issue 6), documented in ``vpop._mechanism_checks``."""
+    from . import _mechanism_checks as m
+
+    return m
+
+
 #: Every check by name.
 CHECKS: dict[str, Callable[[], list[dict]]] = {
     "dallaman2007_biomd379": check_dallaman2007_biomd379,
@@ -275,6 +285,9 @@ CHECKS: dict[str, Callable[[], list[dict]]] = {
     "prevalence_calibration": check_prevalence_calibration,
     "ohashi_clamp_gir_prediction": check_ohashi_clamp_gir_prediction,
     "parameter_recovery": check_parameter_recovery,
+    "biphasic_secretion": lambda: _mechanism_checks().check_biphasic_secretion(),
+    "katp_closure_secretion": lambda: _mechanism_checks().check_katp_closure_secretion(),
+    "mechanistic_secretion_meal": lambda: _mechanism_checks().check_mechanistic_secretion_meal(),
 }
 
 

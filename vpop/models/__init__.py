@@ -28,6 +28,17 @@ from ._topp2000 import (
     simulate_topp2000 as simulate_topp2000,
 )
 
+from ._betacell import (
+    BETACELL_DEFAULTS as BETACELL_DEFAULTS,
+    BETACELL_PARAMETER_SPECS as BETACELL_PARAMETER_SPECS,
+    BetaCellParams as BetaCellParams,
+    BetaCellState as BetaCellState,
+    DallaMan2007Mechanistic as DallaMan2007Mechanistic,
+    DallaMan2007MechanisticParams as DallaMan2007MechanisticParams,
+    dallaman_secretion_map as dallaman_secretion_map,
+    simulate_betacell as simulate_betacell,
+)
+
 #: Models by name, as used in configs and parameter-set files.
 MODELS = {"DallaMan2007": DallaMan2007, "UvaPadova2008": UvaPadova2008}
 
@@ -52,4 +63,12 @@ __all__ = [
     "Topp2000State",
     "TOPP2000_VALUES",
     "simulate_topp2000",
+    "BETACELL_DEFAULTS",
+    "BETACELL_PARAMETER_SPECS",
+    "BetaCellParams",
+    "BetaCellState",
+    "DallaMan2007Mechanistic",
+    "DallaMan2007MechanisticParams",
+    "dallaman_secretion_map",
+    "simulate_betacell",
 ]
