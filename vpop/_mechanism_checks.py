@@ -13,6 +13,13 @@
     (:class:`vpop.models.DallaMan2007Mechanistic`, BIOMD0000000379 settings, reference engine) on
     the 78 g meal: glucose within 10 mg/dL and insulin within 20% of the reference curve
     (``dallaman2007_meal_BIOMD0000000379_part0_paper_eqs.csv``) at every minute of 0–420 min.
+``liver_glycogen_meal``
+    The liver (:mod:`vpop.models._liver`, driven by the Dalla Man 2007 normal subject's 78 g meal, from
+    Taylor's overnight glycogen 207 mmol/L): glycogen peaks 4–6 h after the meal and net synthesis
+    (peak − start) is 15–25% of the meal carbohydrate (Taylor 1996).
+``gluconeogenesis_fasting``
+    The liver from an overnight fast (14 h) to 40 h at basal glucose and insulin: GNG (net of the
+    indirect pathway) 45–65% of EGP at 14 h and > 80% at 40 h (Landau 1996, Rothman 1991).
 """
 
 from __future__ import annotations
@@ -123,4 +130,58 @@ def check_mechanistic_secretion_meal(values=None) -> list[dict]:
     return [
         _row(name, src, "max_abs_diff_glucose [mg/dL] over 0–420 min", np.max(np.abs(g - ref["G"].to_numpy())), 10.0),
         _row(name, src, f"max_rel_diff_insulin [1] over 0–420 min (at {int(np.argmax(rel))} min)", np.max(rel), 0.2),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- liver
+#: Liver glycogen after an overnight fast, Taylor 1996 (207 mmol/L liver, glucosyl units).
+OVERNIGHT_GLYCOGEN_MMOL_PER_L = 207.0
+
+
+def liver_meal(meal_g: float = 78.0, t_end_min: float = 720.0, values=None):
+    """The liver driven by the Dalla Man 2007 normal subject's meal (reference engine): ``(t, glycogen
+    [mg/kg], LiverFluxes, body weight [kg])``."""
+    from ._engine import simulate
+    from ._protocols import Meal, Protocol
+    from ._sets import parameters_from_set
+    from .models._liver import MG_PER_KG_PER_MMOL_PER_L_LIVER, LiverParams, simulate_liver
+
+    model, params, _ = parameters_from_set("DallaMan2007_normal")
+    res = simulate(model, params, Protocol(t_end_min, (Meal(0.0, meal_g),), 1.0, name="meal"), mode="reference")
+    fx = res.fluxes()
+    g0 = OVERNIGHT_GLYCOGEN_MMOL_PER_L * MG_PER_KG_PER_MMOL_PER_L_LIVER
+    gly, lf = simulate_liver(LiverParams.from_dict(values), g0, res.time_min, fx.glucose[0], fx.insulin[0], fx.Ra[0])
+    return np.asarray(res.time_min), np.asarray(gly), lf, float(params.BW)
+
+
+def check_liver_glycogen_meal(values=None, meal_g: float = 78.0) -> list[dict]:
+    t, gly, lf, bw = liver_meal(meal_g, values=values)
+    i = int(np.argmax(gly))
+    frac = (gly[i] - gly[0]) * bw / (meal_g * 1000.0)
+    name = "liver_glycogen_meal"
+    src = (f"Taylor 1996 (JCI 97:126): glycogen peak 4–6 h after a mixed meal, net synthesis 15–25% of meal "
+           f"carbohydrate; liver driven by Dalla Man 2007 normal, {meal_g:g} g meal")
+    return [
+        _row(name, src, f"glycogen peak at {t[i]:.0f} min: distance outside [240, 360] min", max(240.0 - t[i], t[i] - 360.0, 0.0), 0.0),
+        _row(name, src, f"net glycogen synthesis {100 * frac:.1f}% of meal carbohydrate: distance outside [15, 25] %-points",
+             max(15.0 - 100 * frac, 100 * frac - 25.0, 0.0), 0.0),
+    ]
+
+
+def check_gluconeogenesis_fasting(values=None) -> list[dict]:
+    """From an overnight fast (14 h, glycogen 207 mmol/L liver) to 40 h at the Dalla Man 2007 normal
+    basal glucose and insulin (held constant: the model has no fasting fall of insulin)."""
+    from ._sets import parameters_from_set
+    from .models._liver import MG_PER_KG_PER_MMOL_PER_L_LIVER, LiverParams, simulate_liver
+
+    _, params, _ = parameters_from_set("DallaMan2007_normal")
+    t = np.arange(0.0, 26 * 60 + 1.0, 10.0)  # 14 h → 40 h
+    G, I = np.full_like(t, float(params.Gb)), np.full_like(t, float(params.Ib))
+    _, lf = simulate_liver(LiverParams.from_dict(values), OVERNIGHT_GLYCOGEN_MMOL_PER_L * MG_PER_KG_PER_MMOL_PER_L_LIVER, t, G, I)
+    frac = np.asarray((lf.gluconeogenesis_mg_per_kg_min - lf.indirect_synthesis_mg_per_kg_min) / lf.egp_mg_per_kg_min)
+    name = "gluconeogenesis_fasting"
+    src = "Landau 1996 (JCI 98:378), Rothman 1991 (Science 254:573): GNG 45–65% of EGP overnight, > 80% by 40 h"
+    return [
+        _row(name, src, f"GNG/EGP at 14 h = {frac[0]:.3f}: distance outside [0.45, 0.65]", max(0.45 - frac[0], frac[0] - 0.65, 0.0), 0.0),
+        _row(name, src, f"GNG/EGP at 40 h = {frac[-1]:.3f}: 0.80 − value, must be < 0", 0.80 - frac[-1], -1e-9),
     ]

@@ -34,8 +34,8 @@ Checks
     The oral minimal model fitted to every Ohashi 2018 OGTT in one vmapped job; its SI ranks the
     clamp GIR better (Spearman r) than the Matsuda index from the same OGTTs.
 
-``biphasic_secretion``, ``katp_closure_secretion``, ``mechanistic_secretion_meal``
-    The mechanistic beta cell (issue 6): see ``vpop._mechanism_checks``.
+``biphasic_secretion``, ``katp_closure_secretion``, ``mechanistic_secretion_meal``, ``liver_glycogen_meal``, ``gluconeogenesis_fasting``
+    The mechanistic beta cell and liver (issue 6): see ``vpop._mechanism_checks``.
 
 ``parameter_recovery``
     1,000 synthetic OGTTs from known oral-minimal-model parameters; median absolute relative error
@@ -288,6 +288,8 @@ CHECKS: dict[str, Callable[[], list[dict]]] = {
     "biphasic_secretion": lambda: _mechanism_checks().check_biphasic_secretion(),
     "katp_closure_secretion": lambda: _mechanism_checks().check_katp_closure_secretion(),
     "mechanistic_secretion_meal": lambda: _mechanism_checks().check_mechanistic_secretion_meal(),
+    "liver_glycogen_meal": lambda: _mechanism_checks().check_liver_glycogen_meal(),
+    "gluconeogenesis_fasting": lambda: _mechanism_checks().check_gluconeogenesis_fasting(),
 }
 
 
