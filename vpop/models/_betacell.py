@@ -38,8 +38,11 @@ pmol/kg/min (the Dalla Man convention, so it can replace the Dalla Man secretion
 
 Parameter provenance (also in :data:`BETACELL_PARAMETER_SPECS` descriptions): literature values
 are cited; values marked *assumed* are order-of-magnitude choices; values marked *fitted* were
-fitted once by :func:`fit_to_dallaman_secretion` (optax Adam, least squares on the Dalla Man 2007
-secretion curve of the BIOMD0000000379 78 g meal, glucose-forced) and stored as defaults;
+fitted once by :func:`fit_to_dallaman_secretion` (optax Adam, relative least squares on the Dalla
+Man 2007 secretion curve of the BIOMD0000000379 78 g meal, glucose- and Ra-forced), refined by the
+closed-loop :func:`fit_to_dallaman_meal` (insulin and glucose curves of the same meal), and stored
+as defaults (see :data:`BETACELL_DEFAULTS`). The mapped K (≈ 0.75 vs Dalla Man's 2.3 pmol/kg per
+mg/dL) is lower because the incretin drive carries much of the meal's early secretion;
 ``capacity`` is derived per person from the basal constraint ``ISR(Gb) = Sb``
 (:func:`capacity_for_basal`).
 
