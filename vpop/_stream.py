@@ -180,7 +180,7 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"output directory {out} exists; choose another --out or pass --overwrite")
-    from ._study import study_manifest, write_manifest
+    from ._study import move_into_place, study_manifest, write_manifest
 
     chunk = int(chunk_size or config.chunk_size)
     if chunk < 1:
@@ -256,13 +256,7 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
             "traces": "not written (stream mode)",
         }
         write_manifest(tmp, study_manifest(config, protocol, started, t_start, n_failed, stream=stream_info))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        move_into_place(tmp, out)
     except BaseException:
         if writer is not None:
             writer.close()

@@ -189,6 +189,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished directory ``tmp`` to ``out``, replacing an existing ``out`` last."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
 @contextmanager
 def atomic_directory(out_dir: str | Path, *, overwrite: bool = False):
     """Yield a temporary sibling directory that becomes ``out_dir`` only if the block succeeds.
@@ -203,13 +214,7 @@ def atomic_directory(out_dir: str | Path, *, overwrite: bool = False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         yield tmp
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
