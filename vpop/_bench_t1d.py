@@ -35,10 +35,12 @@ import vpop
 
 from . import _engine
 from ._bench import _time_calls, peak_rss_mb
+from ._t1d import default_t1d_substeps
 
 CASE = "t1d_uva_padova"
-#: Fast-mode configurations timed: (fast_solver, substeps per 5-min step); ``None`` = engine default (1-min steps).
-FAST_CONFIGS = (("bosh3", None), ("bosh3", 3))
+#: Fast-mode configurations timed: (fast_solver, substeps per 5-min step); ``None`` = the
+#: :func:`vpop.simulate_t1d` default (steps of at most 5/3 min: 3 per 5-min step); 5 = 1-min steps.
+FAST_CONFIGS = (("bosh3", None), ("bosh3", 5))
 #: The naive baseline runs on at most this many people.
 NAIVE_CAP = 1020
 NAIVE_RTOL = 1e-6
@@ -182,7 +184,7 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
         first, median, (_, status) = _time_calls(call, repeats)
         pd_per_s = n * scenario.duration_days / median
         error, n_failed_30 = (None, None) if quick else fast_mode_error_mg_dl(fast_solver, substeps)
-        steps = substeps or max(1, math.ceil(scenario.step_min))
+        steps = substeps or default_t1d_substeps(scenario.step_min)
         row = {
             "case": CASE,
             "device": device,
