@@ -403,40 +403,14 @@ def fit_to_dallaman_secretion(p0: BetaCellParams | None = None, *, n_steps: int 
 MECHANISTIC_PARAMETER_SPECS: dict[str, ParamSpec] = {**DALLAMAN_SPECS, **BETACELL_PARAMETER_SPECS}
 
 
-class DallaMan2007MechanisticParams(DallaMan2007Params):
+class DallaMan2007MechanisticParams(DallaMan2007Params, BetaCellParams):
     """Parameters of :class:`DallaMan2007Mechanistic`: every Dalla Man 2007 parameter (``K``,
     ``alpha``, ``beta`` are unused; ``Sb`` and ``Gb`` fix ``capacity`` through
-    :meth:`DallaMan2007Mechanistic.make_params`) and every beta-cell parameter."""
+    :meth:`DallaMan2007Mechanistic.make_params`) and every beta-cell parameter (the fields of both
+    parents)."""
 
     specs = MECHANISTIC_PARAMETER_SPECS
     model_name = "DallaMan2007Mechanistic"
-
-    glut_km: Array
-    glut_reserve: Array
-    gk_s05: Array
-    gk_hill: Array
-    atp_adp_rest: Array
-    atp_adp_gain: Array
-    tau_atp: Array
-    katp_half_atp_adp: Array
-    katp_hill: Array
-    katp_block: Array
-    gkatp_rel: Array
-    v_k: Array
-    v_dep: Array
-    v_ca_half: Array
-    v_ca_slope: Array
-    ca_rest: Array
-    ca_gain: Array
-    exo_max: Array
-    exo_ca_half: Array
-    exo_hill: Array
-    prime_ca_half: Array
-    unprime_rate: Array
-    tau_amp: Array
-    incretin_gain: Array
-    tau_incretin: Array
-    capacity: Array
 
     def dallaman(self) -> DallaMan2007Params:
         return DallaMan2007Params(**{k: getattr(self, k) for k in DALLAMAN_SPECS})
