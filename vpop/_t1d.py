@@ -684,7 +684,7 @@ class T1DScenario:
             t0 = np.broadcast_to(np.asarray(m.time_min, float), (n_people,))
             g = np.broadcast_to(np.asarray(m.carbs_g, float), (n_people,))
             t1 = t0 + g / self.eat_rate_g_per_min
-            overlap = np.clip(np.minimum(starts[None] + dt, t1[:, None]) - np.maximum(starts[None], t0[:, None]), 0.0, dt)
+            overlap = _overlap_min(starts, dt, t0, t1)
             carbs += overlap * self.eat_rate_g_per_min / dt
             bolused = np.broadcast_to(np.asarray(m.bolused, bool), (n_people,))
             tb = np.clip(t0 + np.broadcast_to(np.asarray(m.bolus_delay_min, float), (n_people,)), 0.0, self.duration_min - dt)
@@ -704,7 +704,7 @@ class T1DScenario:
             t0 = np.broadcast_to(np.asarray(e.time_min, float), (n_people,))
             t1 = t0 + np.broadcast_to(np.asarray(e.duration_min, float), (n_people,))
             x = np.broadcast_to(np.asarray(e.intensity_pct_vo2max, float), (n_people,))
-            overlap = np.clip(np.minimum(starts[None] + dt, t1[:, None]) - np.maximum(starts[None], t0[:, None]), 0.0, dt)
+            overlap = _overlap_min(starts, dt, t0, t1)
             part = overlap / dt * x[:, None]
             intensity += part
             announced += part * np.broadcast_to(np.asarray(e.announced, bool), (n_people,))[:, None]
@@ -900,6 +900,11 @@ def simulate_t1d(
         pstate0=pstate0, substeps=substeps, fast_solver=fast_solver,
     )
     return T1DResult(cohort, scenario, scenario.time_min, saved, records, status, mode)
+
+
+def _overlap_min(starts, dt, t0, t1):
+    """``(n_people, T)``: minutes of ``[t0, t1)`` (per person) inside each interval ``[start, start + dt)``."""
+    return np.clip(np.minimum(starts[None] + dt, t1[:, None]) - np.maximum(starts[None], t0[:, None]), 0.0, dt)
 
 
 #: Largest fast-mode step [min] of the T1D closed loop by default (see :func:`simulate_t1d`).
