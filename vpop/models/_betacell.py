@@ -350,13 +350,35 @@ def dallaman_reference_secretion(t_end_min: float = 420.0):
             float(params.Gb), float(params.Sb), jnp.asarray(fx.Ra[0]))
 
 
+def _adam_best(loss, theta0, n_steps: int, learning_rate: float):
+    """Minimise ``loss`` from ``theta0`` with optax Adam; return the best point seen and its loss
+    (each step's loss is evaluated at the point before the update)."""
+    import optax
+
+    opt = optax.adam(learning_rate)
+    state = opt.init(theta0)
+
+    @jax.jit
+    def step(theta, state):
+        l, g = jax.value_and_grad(loss)(theta)
+        upd, state = opt.update(g, state)
+        return optax.apply_updates(theta, upd), state, l
+
+    theta, best, best_loss = theta0, theta0, jnp.inf
+    for _ in range(n_steps):
+        new, state, l = step(theta, state)
+        if l < best_loss:
+            best, best_loss = theta, l
+        theta = new
+    return best, best_loss
+
+
 def fit_to_dallaman_secretion(p0: BetaCellParams | None = None, *, n_steps: int = 400, learning_rate: float = 0.05,
                               names=FITTED_PARAMETERS, norm_power: int = 2):
     """Relative least squares (optax Adam on log parameters) of the mechanistic secretion, driven by the
     Dalla Man glucose curve of the BIOMD0000000379 78 g meal, against that model's secretion S_po,
     with ``capacity`` set by ``ISR(Gb) = Sb`` at every step. The objective is the mean of
     ``|relative error|**norm_power`` (2: least squares; larger powers approach the max-norm). Returns ``(params, relative rmse [1])``."""
-    import optax
 
     t, G, S, Gb, Sb, Ra = dallaman_reference_secretion()
     p0 = BetaCellParams.from_dict() if p0 is None else p0
@@ -377,22 +399,8 @@ def fit_to_dallaman_secretion(p0: BetaCellParams | None = None, *, n_steps: int 
                                    basal_glucose_mg_per_dl=G[0], rtol=1e-6, atol=1e-6)
         return jnp.mean(jnp.abs((isr - S) / S) ** norm_power)
 
-    opt = optax.adam(learning_rate)
-    theta = jnp.log(jnp.array([getattr(p0, n) for n in names]))
-    state = opt.init(theta)
-
-    @jax.jit
-    def step(theta, state):
-        l, g = jax.value_and_grad(loss)(theta)
-        upd, state = opt.update(g, state)
-        return optax.apply_updates(theta, upd), state, l
-
-    best, best_loss = theta, jnp.inf
-    for _ in range(n_steps):
-        new, state, l = step(theta, state)
-        if l < best_loss:  # l is the loss at theta (before the update)
-            best, best_loss = theta, l
-        theta = new
+    theta0 = jnp.log(jnp.array([getattr(p0, n) for n in names]))
+    best, best_loss = _adam_best(loss, theta0, n_steps, learning_rate)
     return build(best), float(best_loss ** (1.0 / norm_power))
 
 
@@ -546,7 +554,6 @@ def fit_to_dallaman_meal(p0: BetaCellParams | None = None, *, n_steps: int = 300
     78 g meal, objective ``mean(|ΔI/I_ref|^p) + mean(|ΔG/G_ref|^p)`` against the Dalla Man 2007
     reference curves (``vpop/data/reference/dallaman2007_meal_BIOMD0000000379_part0_paper_eqs.csv``),
     optax Adam on log parameters within :data:`FIT_BOUNDS`/spec ranges. Returns ``(params, loss^(1/p))``."""
-    import optax
     from .._validate import load_reference
 
     ref = load_reference()
@@ -563,20 +570,6 @@ def fit_to_dallaman_meal(p0: BetaCellParams | None = None, *, n_steps: int = 300
         _, G, I = simulate_mechanistic_biomd379_meal(build(theta), rtol=1e-6, atol=1e-6)
         return jnp.mean(jnp.abs((I - I_ref) / I_ref) ** norm_power) + jnp.mean(jnp.abs((G - G_ref) / G_ref) ** norm_power)
 
-    opt = optax.adam(learning_rate)
-    theta = jnp.log(jnp.array([getattr(p0, n) for n in names]))
-    state = opt.init(theta)
-
-    @jax.jit
-    def step(theta, state):
-        l, g = jax.value_and_grad(loss)(theta)
-        upd, state = opt.update(g, state)
-        return optax.apply_updates(theta, upd), state, l
-
-    best, best_loss = theta, jnp.inf
-    for _ in range(n_steps):
-        new, state, l = step(theta, state)
-        if l < best_loss:
-            best, best_loss = theta, l
-        theta = new
+    theta0 = jnp.log(jnp.array([getattr(p0, n) for n in names]))
+    best, best_loss = _adam_best(loss, theta0, n_steps, learning_rate)
     return build(best), float(best_loss ** (1.0 / norm_power))
