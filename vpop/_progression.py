@@ -100,7 +100,7 @@ def _chain_step(a, target, dt_days, k):
 
 
 def simulate_progression(pop, n_people: int, *, config: ProgressionConfig | None = None, arms: list | None = None,
-                         seed: int = 0, covariates=None, mode: str = "fast", progress: bool = False):
+                         seed: int = 0, covariates=None, mode: str = "fast"):
     """Simulate ``n_people`` from population ``pop`` over ``config.years`` in each arm.
 
     Returns ``(people, trajectories)``: ``people`` one row per person and arm (baseline covariates,
