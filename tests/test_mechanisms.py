@@ -82,7 +82,7 @@ def test_population_batched_and_fast_engine():
     given on top (capacity derived without it) raises fasting secretion and lowers mean glucose."""
     import equinox as eqx
 
-    model, dm, _ = vpop.sample_population("DallaMan2007_normal", 3, cv={"Vmx": 0.2, "beta": 0.3}, seed=1)
+    _model, dm, _ = vpop.sample_population("DallaMan2007_normal", 3, cv={"Vmx": 0.2, "beta": 0.3}, seed=1)
     mech = DallaMan2007Mechanistic()
     p = mech.make_params(dm)
     assert p.capacity.shape == (3,)
@@ -109,30 +109,41 @@ def test_mechanistic_meal_through_engine_matches_driver():
 
 
 def test_liver_directions():
-    """Glycogen rises after a meal and falls in fasting; insulin suppresses glycogenolysis and EGP."""
+    """Glycogen rises after a meal and falls later; insulin (delayed) suppresses glycogenolysis and
+    EGP; glucagon raises glycogenolysis, less so when glycogen is depleted."""
     from vpop._mechanism_checks import liver_meal
     from vpop.models._liver import LiverParams, liver_fluxes
 
-    t, gly, lf, _ = liver_meal()
+    _t, gly, lf, _ = liver_meal()
     assert gly.max() > gly[0] and gly[-1] < gly.max()
     egp = np.asarray(lf.egp_mg_per_kg_min)
     assert egp.min() < 0.5 * egp[0]
     p = LiverParams.from_dict()
-    lo, hi = (liver_fluxes(800.0, 95.0, i, 0.0, p) for i in (20.0, 300.0))
+    lo, hi = (liver_fluxes(800.0, 95.0, i, i, 0.0, p) for i in (20.0, 300.0))
     assert hi.glycogenolysis_mg_per_kg_min < lo.glycogenolysis_mg_per_kg_min
     assert hi.egp_mg_per_kg_min < lo.egp_mg_per_kg_min
     assert hi.hepatic_uptake_mg_per_kg_min > lo.hepatic_uptake_mg_per_kg_min
+    full, full_h, empty, empty_h = [liver_fluxes(g, 95.0, 25.0, 25.0, 0.0, p, h) for g in (800.0, 100.0) for h in (0.0, 100.0)]
+    assert full_h.glycogenolysis_mg_per_kg_min > full.glycogenolysis_mg_per_kg_min
+    assert (full_h.glycogenolysis_mg_per_kg_min - full.glycogenolysis_mg_per_kg_min
+            > empty_h.glycogenolysis_mg_per_kg_min - empty.glycogenolysis_mg_per_kg_min)
     with pytest.raises(ValueError, match="gng_rate"):
         LiverParams.from_dict({"gng_rate": -1.0})
 
 
-def test_liver_checks_report_finite_values():
-    """The liver checks are registered and compute finite metrics (they do not all pass: see README)."""
-    from vpop._mechanism_checks import check_gluconeogenesis_fasting, check_liver_glycogen_meal
+def test_liver_checks_pass_and_can_fail():
+    """The liver checks pass with the defaults; without the delayed insulin signal (fast ki) the
+    glycogen peak comes with the insulin peak (too early), and with first-order glycogenolysis the
+    40-h GNG fraction stays below 80%."""
+    from vpop._mechanism_checks import (
+        check_gluconeogenesis_fasting,
+        check_liver_glycogen_meal,
+    )
     from vpop._validate import CHECKS
 
     assert "liver_glycogen_meal" in CHECKS and "gluconeogenesis_fasting" in CHECKS
     rows = check_liver_glycogen_meal() + check_gluconeogenesis_fasting()
-    assert len(rows) == 4 and all(np.isfinite(r["value"]) for r in rows)
-    # the 14-h GNG fraction row can fail: with no gluconeogenesis it is 0
+    assert len(rows) == 4 and all(r["passed"] for r in rows), rows
+    assert not check_liver_glycogen_meal({"insulin_delay_rate": 0.2})[0]["passed"]
+    assert not check_gluconeogenesis_fasting({"glycogenolysis_hill": 1.0})[1]["passed"]
     assert not check_gluconeogenesis_fasting({"gng_rate": 0.0})[0]["passed"]

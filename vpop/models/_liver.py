@@ -1,20 +1,57 @@
-r"""Compact liver: glycogen store, glycogenesis (direct and indirect), glycogenolysis, gluconeogenesis,
-hepatic glucose uptake (SCIENCE.md §1(h) suggested structure; parameters below, none fitted).
+r"""Compact liver: glycogen store, glycogenesis (direct and indirect pathways), glycogenolysis,
+gluconeogenesis, hepatic glucose uptake, and the action of glucagon and epinephrine on them
+(SCIENCE.md §1(h) suggested structure; each parameter's source or calibration target below).
 
-Driven mode: plasma glucose [mg/dL], plasma insulin [pmol/L] and the gut rate of appearance Ra
-[mg/kg/min] over time (e.g. from a :func:`vpop.simulate` result of the Dalla Man model) drive the
-liver; it returns its fluxes (mg/kg/min of body weight) and glycogen (mg/kg, glucose equivalents)::
+Inputs: plasma glucose G [mg/dL], plasma insulin I [pmol/L], the delayed hepatic insulin signal Id
+[pmol/L] (Dalla Man 2007's two-compartment delay of plasma insulin, rate ``ki``), the gut rate of
+appearance Ra [mg/kg/min], and the glucagon and epinephrine actions XH, XE [pg/mL above basal]
+(:mod:`vpop.models._counterregulation`; 0 = basal). Fluxes are mg/kg/min of body weight, glycogen
+Gly mg/kg (glucose equivalents)::
 
-    G_pv  = G + Ra/F_pv                                    portal glucose (meal glucose in portal blood)
-    HGU   = V_hgu·h(G_pv)·f(I; I_syn)·(1 − Gly/Gly_max)   hepatic uptake → glycogen (direct pathway)
-    IND   = GNG·f(I; I_ind)·(1 − Gly/Gly_max)               gluconeogenic carbon → glycogen (indirect)
-    GLY   = V_gly·Gly/(K_gly + Gly)·(1 − f(I; I_gly))       glycogenolysis, suppressed by insulin
-    GNG   = GNG_b                                           gluconeogenesis (substrate-limited, constant)
-    EGP   = GLY + GNG − IND;   dGly/dt = HGU + IND − GLY
-    h(G) = Gⁿ/(S05ⁿ + Gⁿ) (glucokinase),  f(I; K) = I²/(K² + I²)
+    G_pv  = G + Ra/F_pv                                   portal glucose
+    room  = 1 − Gly/Gly_max
+    HGU   = [V_hgu·h(G_pv)·f(I; K_syn) + φ·Ra]·room        direct pathway: glucokinase uptake of
+                                                           portal glucose + first-pass meal glucose
+    IND   = GNG·f(Id; K_ind)·room                           indirect pathway (GNG carbon → glycogen)
+    GLY   = V_gly·s(Gly)·[1 − f(Id; K_gly) + ξ_H·XH + ξ_E·XE]   glycogenolysis
+    GNG   = GNG_b                                           gluconeogenesis
+    EGP   = GLY + GNG − IND          (glucose released; the net hepatic balance is EGP − HGU)
+    dGly/dt = HGU + IND − GLY
+    h(G) = Gⁿ/(S05ⁿ + Gⁿ),  f(I; K) = I²/(K² + I²),  s(Gly) = Glyᵐ/(K_Glyᵐ + Glyᵐ)
 
-Glucagon and epinephrine are not modelled (their basal effect is in the rates); GNG does not
-adapt to prolonged fasting. Units: glucose mg/dL, insulin pmol/L, time min, fluxes mg/kg/min.
+Mechanisms and their sources:
+
+* **Delayed insulin action on glycogen (late meal peak).** Phosphorylase suppression and the routing
+  of gluconeogenic carbon into glycogen follow the *delayed* insulin signal Id, the signal through
+  which Dalla Man 2007 suppresses EGP (``ki`` = 0.0079 /min, their Table 1: EGP stays below basal
+  for ~8 h after a meal). Glucose released by the liver therefore stays low, and gluconeogenic
+  carbon keeps filling glycogen, after plasma glucose and insulin have returned to basal: the store
+  keeps rising while the late meal glucose still arrives, and peaks ~5 h after the meal (Taylor 1996:
+  318 min) rather than with the insulin peak.
+* **First-pass uptake.** Dalla Man 2007 lets a fraction ``f`` = 0.9 of the meal glucose appear in
+  plasma; the rest (10%) is taken up on first pass by the splanchnic bed. Here that part is
+  hepatic glycogen: φ = (1 − f)/f per unit of Ra.
+* **Substrate-limited glycogenolysis (fasting GNG fraction).** Glycogenolysis falls as glycogen is
+  depleted (s(Gly), Hill exponent m = 3, chosen; K_Gly and V_gly calibrated, below), while GNG
+  stays at its rate (Landau 1996: the absolute GNG rate stays near its overnight value while
+  glycogenolysis falls): the GNG fraction of EGP rises with the length of the fast.
+* **Glucagon and epinephrine** stimulate glycogenolysis in proportion to the glycogen available
+  (``ξ_H``, ``ξ_E``, assumed, see the table): a depleted liver answers them less.
+
+Calibration (two pairs of parameters, each pair to two published numbers; the other numbers of the
+same papers are then predictions, reported by the checks):
+
+* ``glycogenolysis_max`` V_gly and ``glycogen_km`` K_Gly: GNG fraction of EGP 47% at 14 h and
+  67% at 22 h of fasting (Landau 1996), at the Dalla Man 2007 normal basal glucose and insulin, from
+  Taylor's overnight glycogen 207 mmol/L. Predicted: 82% at 40 h (Landau: 93% at 42 h; Rothman
+  1991: 82% over 22–36 h).
+* ``hgu_max`` and ``insulin_half_glycogenolysis``: Taylor 1996 peak time (318 min) and net
+  synthesis (19% of the meal carbohydrate), liver driven by the Dalla Man 2007 normal subject's
+  78 g meal. Not reproduced: Taylor's post-peak fall (0.26 mmol/L/min; here ~0.02, because the
+  delayed insulin signal keeps glycogenolysis suppressed for hours).
+* ``gng_rate`` = 0.47 × 1.90 mg/kg/min (Landau's 14-h GNG fraction × Taylor's basal HGO).
+
+Units: glucose mg/dL, insulin pmol/L, glucagon and epinephrine pg/mL, time min, fluxes mg/kg/min.
 Conversion of liver glycogen concentrations: 1 mmol/L liver (glucosyl units) = 1.5 L liver ×
 180 mg/mmol / 70 kg = 3.86 mg/kg (liver volume 1.5 L for a 70-kg adult, assumed).
 """
@@ -25,7 +62,6 @@ from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
@@ -33,36 +69,51 @@ from .._parameters import ParamSpec, check_parameters
 
 MG_PER_KG_PER_MMOL_PER_L_LIVER = 1.5 * 180.0 / 70.0  # assumed liver volume 1.5 L, 70 kg
 
+#: Liver glycogen after an overnight fast, Taylor 1996 (207 mmol/L liver, glucosyl units) [mg/kg].
+OVERNIGHT_GLYCOGEN_MG_PER_KG = 207.0 * MG_PER_KG_PER_MMOL_PER_L_LIVER
+
 LIVER_PARAMETER_SPECS: dict[str, ParamSpec] = {
     "glycogen_max": ParamSpec("mg/kg", 1.0, 1e4, "glycogen capacity: 500 mmol/L liver (upper end of 300–500, SCIENCE §1(h) [R])"),
-    "hgu_max": ParamSpec("mg/kg/min", 0.0, 20.0, "maximal hepatic glucose uptake: assumed 3.3 (so that basal HGU ≈ 20 mg/min, Sorensen r_HGU,b)"),
+    "hgu_max": ParamSpec("mg/kg/min", 0.0, 50.0, "maximal glucokinase-driven hepatic uptake (calibrated: Taylor 1996 peak time and net synthesis)"),
     "gk_s05": ParamSpec("mg/dL", 10.0, 1000.0, "hepatic glucokinase S0.5 (8 mM; Matschinsky 1996)"),
     "gk_hill": ParamSpec("1", 0.5, 4.0, "hepatic glucokinase Hill coefficient (1.7; Matschinsky 1996)"),
-    "insulin_half_synthesis": ParamSpec("pmol/L", 1.0, 2000.0, "insulin for half-maximal direct glycogen synthesis (assumed 100)"),
-    "insulin_half_indirect": ParamSpec("pmol/L", 1.0, 2000.0, "insulin for half of GNG carbon to glycogen (assumed 100)"),
-    "insulin_half_glycogenolysis": ParamSpec("pmol/L", 1.0, 2000.0, "insulin halving glycogenolysis (assumed 50: HGO fully suppressed within 30 min of a meal, Taylor 1996)"),
-    "glycogenolysis_max": ParamSpec("mg/kg/min", 0.0, 20.0, "maximal glycogenolysis (assumed)"),
-    "glycogen_km": ParamSpec("mg/kg", 1.0, 1e4, "glycogen for half-maximal glycogenolysis (assumed)"),
-    "gng_rate": ParamSpec("mg/kg/min", 0.0, 10.0, "gluconeogenesis (assumed)", True),
+    "insulin_half_synthesis": ParamSpec("pmol/L", 1.0, 2000.0, "plasma insulin for half-maximal direct glycogen synthesis (assumed 100)"),
+    "insulin_half_indirect": ParamSpec("pmol/L", 1.0, 2000.0, "delayed insulin Id routing half of GNG carbon to glycogen (assumed 100)"),
+    "insulin_half_glycogenolysis": ParamSpec("pmol/L", 1.0, 2000.0, "delayed insulin Id halving glycogenolysis (calibrated 37: Taylor 1996)"),
+    "glycogenolysis_max": ParamSpec("mg/kg/min", 0.0, 50.0, "maximal glycogenolysis (calibrated: Landau 1996 14 h and 22 h)"),
+    "glycogen_km": ParamSpec("mg/kg", 1.0, 1e4, "glycogen for half-maximal glycogenolysis (calibrated: Landau 1996 14 h and 22 h)"),
+    "glycogenolysis_hill": ParamSpec("1", 0.5, 6.0, "Hill exponent of glycogenolysis in glycogen (chosen 3)"),
+    "gng_rate": ParamSpec("mg/kg/min", 0.0, 10.0, "gluconeogenesis: 0.47 × 1.90 (Landau 1996 14-h fraction × Taylor 1996 basal HGO)", True),
     "portal_flow": ParamSpec("dL/kg/min", 0.01, 1.0, "portal venous blood flow (0.15 dL/kg/min ≈ 1 L/min for 70 kg, assumed)"),
+    "first_pass_per_ra": ParamSpec("1", 0.0, 1.0, "first-pass hepatic uptake per unit Ra: (1 − f)/f with Dalla Man 2007 f = 0.9", True),
+    "insulin_delay_rate": ParamSpec("1/min", 1e-4, 1.0, "rate of the delayed hepatic insulin signal (Dalla Man 2007 ki = 0.0079)"),
+    "glucagon_gain": ParamSpec("1/(pg/mL)", 0.0, 1.0, "glycogenolysis per pg/mL glucagon action, relative to V_gly·s(Gly) (assumed 0.01: +150 pg/mL about doubles basal glycogenolysis)", True),
+    "epinephrine_gain": ParamSpec("1/(pg/mL)", 0.0, 1.0, "glycogenolysis per pg/mL epinephrine action, relative to V_gly·s(Gly) (assumed 0.002)", True),
 }
 
 LIVER_DEFAULTS: dict[str, float] = {
     "glycogen_max": 500.0 * MG_PER_KG_PER_MMOL_PER_L_LIVER,
-    "hgu_max": 3.3,
+    "hgu_max": 6.0,
     "gk_s05": 144.0,
     "gk_hill": 1.7,
     "insulin_half_synthesis": 100.0,
     "insulin_half_indirect": 100.0,
-    "insulin_half_glycogenolysis": 50.0,
-    "glycogenolysis_max": 2.0,
-    "glycogen_km": 800.0,
-    "gng_rate": 1.0,
+    "insulin_half_glycogenolysis": 37.0,
+    "glycogenolysis_max": 3.7714,
+    "glycogen_km": 940.99,
+    "glycogenolysis_hill": 3.0,
+    "gng_rate": 0.47 * 1.90,
     "portal_flow": 0.15,
+    "first_pass_per_ra": 0.1 / 0.9,
+    "insulin_delay_rate": 0.0079,
+    "glucagon_gain": 0.01,
+    "epinephrine_gain": 0.002,
 }
 
 
 class LiverParams(eqx.Module):
+    """Liver parameters (see :data:`LIVER_PARAMETER_SPECS` for units, ranges and sources)."""
+
     glycogen_max: Array
     hgu_max: Array
     gk_s05: Array
@@ -72,22 +123,32 @@ class LiverParams(eqx.Module):
     insulin_half_glycogenolysis: Array
     glycogenolysis_max: Array
     glycogen_km: Array
+    glycogenolysis_hill: Array
     gng_rate: Array
     portal_flow: Array
+    first_pass_per_ra: Array
+    insulin_delay_rate: Array
+    glucagon_gain: Array
+    epinephrine_gain: Array
 
     @classmethod
     def from_dict(cls, values=None, *, dtype=jnp.float64):
+        """Defaults (:data:`LIVER_DEFAULTS`) updated by ``values``; ``ValueError`` naming the field and
+        its range for an unknown or out-of-range value."""
         merged = {**LIVER_DEFAULTS, **(values or {})}
         check_parameters(merged, LIVER_PARAMETER_SPECS, where="Liver")
         return cls(**{k: jnp.asarray(merged[k], dtype=dtype) for k in LIVER_PARAMETER_SPECS})
 
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in LIVER_PARAMETER_SPECS}
+
 
 class LiverFluxes(NamedTuple):
-    hepatic_uptake_mg_per_kg_min: Array  #: HGU, direct pathway
+    hepatic_uptake_mg_per_kg_min: Array  #: HGU, direct pathway (incl. first pass)
     indirect_synthesis_mg_per_kg_min: Array  #: GNG carbon to glycogen
     glycogenolysis_mg_per_kg_min: Array
     gluconeogenesis_mg_per_kg_min: Array
-    egp_mg_per_kg_min: Array  #: glycogenolysis + GNG − indirect
+    egp_mg_per_kg_min: Array  #: glucose released: glycogenolysis + GNG − indirect
     glycogen_rate_mg_per_kg_min: Array  #: d glycogen / dt
 
 
@@ -96,34 +157,60 @@ def _hill2(x, k):
     return x2 / (k * k + x2)
 
 
-def liver_fluxes(glycogen_mg_per_kg, glucose_mg_per_dl, insulin_pmol_per_l, ra_mg_per_kg_min, p: LiverParams) -> LiverFluxes:
+def glycogen_saturation(glycogen_mg_per_kg, p: LiverParams):
+    """s(Gly) = Glyᵐ/(K_Glyᵐ + Glyᵐ) [1]."""
+    x = (jnp.maximum(glycogen_mg_per_kg, 0.0) / p.glycogen_km) ** p.glycogenolysis_hill
+    return x / (1.0 + x)
+
+
+def liver_fluxes(glycogen_mg_per_kg, glucose_mg_per_dl, insulin_pmol_per_l, insulin_delayed_pmol_per_l,
+                 ra_mg_per_kg_min, p: LiverParams, glucagon_action_pg_per_ml=0.0,
+                 epinephrine_action_pg_per_ml=0.0) -> LiverFluxes:
+    """The liver's fluxes [mg/kg/min] at one state (module docstring); elementwise, so batched inputs work."""
     gpv = glucose_mg_per_dl + ra_mg_per_kg_min / p.portal_flow
-    x = (gpv / p.gk_s05) ** p.gk_hill
+    x = (jnp.maximum(gpv, 0.0) / p.gk_s05) ** p.gk_hill
     room = jnp.clip(1.0 - glycogen_mg_per_kg / p.glycogen_max, 0.0, 1.0)
-    hgu = p.hgu_max * x / (1.0 + x) * _hill2(insulin_pmol_per_l, p.insulin_half_synthesis) * room
+    hgu = (p.hgu_max * x / (1.0 + x) * _hill2(insulin_pmol_per_l, p.insulin_half_synthesis)
+           + p.first_pass_per_ra * ra_mg_per_kg_min) * room
     gng = p.gng_rate + 0.0 * glycogen_mg_per_kg
-    ind = gng * _hill2(insulin_pmol_per_l, p.insulin_half_indirect) * room
-    gly = (p.glycogenolysis_max * glycogen_mg_per_kg / (p.glycogen_km + glycogen_mg_per_kg)
-           * (1.0 - _hill2(insulin_pmol_per_l, p.insulin_half_glycogenolysis)))
+    ind = gng * _hill2(insulin_delayed_pmol_per_l, p.insulin_half_indirect) * room
+    drive = (1.0 - _hill2(insulin_delayed_pmol_per_l, p.insulin_half_glycogenolysis)
+             + p.glucagon_gain * glucagon_action_pg_per_ml + p.epinephrine_gain * epinephrine_action_pg_per_ml)
+    gly = p.glycogenolysis_max * glycogen_saturation(glycogen_mg_per_kg, p) * jnp.maximum(drive, 0.0)
     return LiverFluxes(hgu, ind, gly, gng, gly + gng - ind, hgu + ind - gly)
 
 
 def simulate_liver(p: LiverParams, glycogen0_mg_per_kg, t_min, glucose_mg_per_dl, insulin_pmol_per_l,
-                   ra_mg_per_kg_min=None):
-    """Drive the liver with sampled glucose, insulin and Ra on the grid ``t_min`` (linear interpolation);
-    returns ``(glycogen [mg/kg], LiverFluxes)`` on that grid. Adaptive Tsit5 (diffrax)."""
+                   ra_mg_per_kg_min=None, glucagon_action_pg_per_ml=None, epinephrine_action_pg_per_ml=None):
+    """Drive the liver with sampled glucose, insulin, Ra (and optionally glucagon and epinephrine
+    actions) on the grid ``t_min`` (linear interpolation). The delayed insulin signal starts at the
+    first insulin sample (a steady state). Returns ``(glycogen [mg/kg], LiverFluxes)`` on that grid.
+    Adaptive Tsit5 (diffrax), float64."""
     t = jnp.asarray(t_min, dtype=jnp.float64)
     G = jnp.asarray(glucose_mg_per_dl, dtype=t.dtype)
     I = jnp.asarray(insulin_pmol_per_l, dtype=t.dtype)
-    Ra = jnp.zeros_like(t) if ra_mg_per_kg_min is None else jnp.asarray(ra_mg_per_kg_min, dtype=t.dtype)
+    zeros = jnp.zeros_like(t)
+    Ra = zeros if ra_mg_per_kg_min is None else jnp.asarray(ra_mg_per_kg_min, dtype=t.dtype)
+    XH = zeros if glucagon_action_pg_per_ml is None else jnp.asarray(glucagon_action_pg_per_ml, dtype=t.dtype)
+    XE = zeros if epinephrine_action_pg_per_ml is None else jnp.asarray(epinephrine_action_pg_per_ml, dtype=t.dtype)
+    gly, idl = _solve_liver(p, jnp.asarray(glycogen0_mg_per_kg, dtype=t.dtype), t, G, I, Ra, XH, XE)
+    return gly, liver_fluxes(gly, G, I, idl, Ra, p, XH, XE)
+
+
+@eqx.filter_jit
+def _solve_liver(p, gly0, t, G, I, Ra, XH, XE):
+    ki = p.insulin_delay_rate
 
     def rhs(s, y, args):
-        return liver_fluxes(y, jnp.interp(s, t, G), jnp.interp(s, t, I), jnp.interp(s, t, Ra), p).glycogen_rate_mg_per_kg_min
+        gly, i1, idl = y
+        i = jnp.interp(s, t, I)
+        f = liver_fluxes(gly, jnp.interp(s, t, G), i, idl, jnp.interp(s, t, Ra), p,
+                         jnp.interp(s, t, XH), jnp.interp(s, t, XE))
+        return f.glycogen_rate_mg_per_kg_min, -ki * (i1 - i), -ki * (idl - i1)
 
-    sol = diffrax.diffeqsolve(diffrax.ODETerm(rhs), diffrax.Tsit5(), t[0], t[-1], None,
-                              jnp.asarray(glycogen0_mg_per_kg, dtype=t.dtype), saveat=diffrax.SaveAt(ts=t),
-                              stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-8,
-                                                                         jump_ts=t),
+    sol = diffrax.diffeqsolve(diffrax.ODETerm(rhs), diffrax.Tsit5(), t[0], t[-1], None, (gly0, I[0], I[0]),
+                              saveat=diffrax.SaveAt(ts=t),
+                              stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-8, jump_ts=t),
                               max_steps=200000)
-    gly = sol.ys
-    return gly, liver_fluxes(gly, G, I, Ra, p)
+    gly, _, idl = sol.ys
+    return gly, idl
