@@ -39,6 +39,27 @@ from ._betacell import (
     simulate_betacell as simulate_betacell,
 )
 
+from ._liver import (
+    LIVER_DEFAULTS as LIVER_DEFAULTS,
+    LIVER_PARAMETER_SPECS as LIVER_PARAMETER_SPECS,
+    LiverParams as LiverParams,
+    liver_fluxes as liver_fluxes,
+    simulate_liver as simulate_liver,
+)
+
+from ._counterregulation import (
+    COUNTERREGULATION_DEFAULTS as COUNTERREGULATION_DEFAULTS,
+    COUNTERREGULATION_PARAMETER_SPECS as COUNTERREGULATION_PARAMETER_SPECS,
+    CounterregulationParams as CounterregulationParams,
+    simulate_counterregulation as simulate_counterregulation,
+)
+
+from ._dallaman2007_liver import (
+    DallaMan2007Liver as DallaMan2007Liver,
+    DallaMan2007LiverParams as DallaMan2007LiverParams,
+    DallaManLiverState as DallaManLiverState,
+)
+
 #: Models by name, as used in configs and parameter-set files.
 MODELS = {"DallaMan2007": DallaMan2007, "UvaPadova2008": UvaPadova2008}
 
@@ -71,4 +92,16 @@ __all__ = [
     "DallaMan2007MechanisticParams",
     "dallaman_secretion_map",
     "simulate_betacell",
+    "LIVER_DEFAULTS",
+    "LIVER_PARAMETER_SPECS",
+    "LiverParams",
+    "liver_fluxes",
+    "simulate_liver",
+    "COUNTERREGULATION_DEFAULTS",
+    "COUNTERREGULATION_PARAMETER_SPECS",
+    "CounterregulationParams",
+    "simulate_counterregulation",
+    "DallaMan2007Liver",
+    "DallaMan2007LiverParams",
+    "DallaManLiverState",
 ]

@@ -145,6 +145,7 @@ class LiverParams(eqx.Module):
 
 class LiverFluxes(NamedTuple):
     hepatic_uptake_mg_per_kg_min: Array  #: HGU, direct pathway (incl. first pass)
+    first_pass_uptake_mg_per_kg_min: Array  #: the first-pass part of HGU (meal glucose not in Ra)
     indirect_synthesis_mg_per_kg_min: Array  #: GNG carbon to glycogen
     glycogenolysis_mg_per_kg_min: Array
     gluconeogenesis_mg_per_kg_min: Array
@@ -170,14 +171,14 @@ def liver_fluxes(glycogen_mg_per_kg, glucose_mg_per_dl, insulin_pmol_per_l, insu
     gpv = glucose_mg_per_dl + ra_mg_per_kg_min / p.portal_flow
     x = (jnp.maximum(gpv, 0.0) / p.gk_s05) ** p.gk_hill
     room = jnp.clip(1.0 - glycogen_mg_per_kg / p.glycogen_max, 0.0, 1.0)
-    hgu = (p.hgu_max * x / (1.0 + x) * _hill2(insulin_pmol_per_l, p.insulin_half_synthesis)
-           + p.first_pass_per_ra * ra_mg_per_kg_min) * room
+    first_pass = p.first_pass_per_ra * ra_mg_per_kg_min * room
+    hgu = p.hgu_max * x / (1.0 + x) * _hill2(insulin_pmol_per_l, p.insulin_half_synthesis) * room + first_pass
     gng = p.gng_rate + 0.0 * glycogen_mg_per_kg
     ind = gng * _hill2(insulin_delayed_pmol_per_l, p.insulin_half_indirect) * room
     drive = (1.0 - _hill2(insulin_delayed_pmol_per_l, p.insulin_half_glycogenolysis)
              + p.glucagon_gain * glucagon_action_pg_per_ml + p.epinephrine_gain * epinephrine_action_pg_per_ml)
     gly = p.glycogenolysis_max * glycogen_saturation(glycogen_mg_per_kg, p) * jnp.maximum(drive, 0.0)
-    return LiverFluxes(hgu, ind, gly, gng, gly + gng - ind, hgu + ind - gly)
+    return LiverFluxes(hgu, first_pass, ind, gly, gng, gly + gng - ind, hgu + ind - gly)
 
 
 def simulate_liver(p: LiverParams, glycogen0_mg_per_kg, t_min, glucose_mg_per_dl, insulin_pmol_per_l,
