@@ -147,3 +147,20 @@ def test_liver_checks_pass_and_can_fail():
     assert not check_liver_glycogen_meal({"insulin_delay_rate": 0.2})[0]["passed"]
     assert not check_gluconeogenesis_fasting({"glycogenolysis_hill": 1.0})[1]["passed"]
     assert not check_gluconeogenesis_fasting({"gng_rate": 0.0})[0]["passed"]
+
+
+def test_hypoglycaemia_counterregulation_passes_and_can_fail():
+    """Insulin-induced hypoglycaemia raises glucagon, epinephrine and EGP; without the alpha cells'
+    hypoglycaemic response and the epinephrine action on the liver, EGP stays suppressed."""
+    from vpop._mechanism_checks import check_hypoglycaemia_counterregulation
+    from vpop._validate import CHECKS
+
+    assert "hypoglycaemia_counterregulation" in CHECKS
+    rows = check_hypoglycaemia_counterregulation()
+    assert len(rows) == 4 and all(r["passed"] for r in rows), rows
+    bad = check_hypoglycaemia_counterregulation({"glucagon_hypo_gain": 0.0}, {"epinephrine_gain": 0.0})
+    assert not bad[0]["passed"] and not bad[2]["passed"] and not bad[3]["passed"]
+    from vpop.models import CounterregulationParams
+
+    with pytest.raises(ValueError, match="glucagon_clearance"):
+        CounterregulationParams.from_dict({"glucagon_clearance": -1.0})

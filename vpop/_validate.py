@@ -290,6 +290,7 @@ CHECKS: dict[str, Callable[[], list[dict]]] = {
     "mechanistic_secretion_meal": lambda: _mechanism_checks().check_mechanistic_secretion_meal(),
     "liver_glycogen_meal": lambda: _mechanism_checks().check_liver_glycogen_meal(),
     "gluconeogenesis_fasting": lambda: _mechanism_checks().check_gluconeogenesis_fasting(),
+    "hypoglycaemia_counterregulation": lambda: _mechanism_checks().check_hypoglycaemia_counterregulation(),
 }
 
 
