@@ -407,11 +407,12 @@ def test_exercise_hook_reaches_records_and_controllers_only():
     plain_sc = T1DScenario(600.0, sc.meals, step_min=5.0)
     plain = simulate_t1d(cohort, plain_sc, seen, cgm=CGM.named("Dexcom", noise=False))
     assert float(plain.records["bolus_requested [U]"].sum()) == 0.0
-    # the 2008 model has no exercise term (a hook for later issues): with a therapy that ignores
-    # exercise, glucose is the same with and without it
-    a = simulate_t1d(cohort, sc, BasalBolus(), cgm=CGM.named("Dexcom", noise=False)).blood_glucose_mg_per_dl()
-    b = simulate_t1d(cohort, plain_sc, BasalBolus(), cgm=CGM.named("Dexcom", noise=False)).blood_glucose_mg_per_dl()
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # exercise runs the Dalla Man 2009 exercise model (issue 6): with a therapy that ignores exercise,
+    # glucose is the same until the first session and lower after it
+    a = np.asarray(simulate_t1d(cohort, sc, BasalBolus(), cgm=CGM.named("Dexcom", noise=False)).blood_glucose_mg_per_dl())
+    b = np.asarray(simulate_t1d(cohort, plain_sc, BasalBolus(), cgm=CGM.named("Dexcom", noise=False)).blood_glucose_mg_per_dl())
+    np.testing.assert_allclose(a[:, :24], b[:, :24], rtol=1e-5)
+    assert np.all(a[:, 40:] < b[:, 40:])
     # the predictive loop raises its target while exercise is announced
     info = _info(cr=12.5, cf=45.0, tdi=40.0)
     ctrl = vpop.HybridClosedLoop()

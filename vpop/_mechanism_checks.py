@@ -294,3 +294,50 @@ def _basal_glucose() -> float:
     from ._sets import parameters_from_set
 
     return float(parameters_from_set("DallaMan2007_normal")[1].Gb)
+
+
+# ----------------------------------------------------------------------------------------- exercise
+#: UVA/Padova 2008 adults of the exercise check.
+EXERCISE_CHECK_PATIENTS = ("adult#001", "adult#002", "adult#003", "adult#004", "adult#005")
+
+
+def exercise_t1d(names=EXERCISE_CHECK_PATIENTS, exercise_values=None, mode: str = "reference", duration_min: float = 600.0):
+    """The DirecNet exercise protocol (Tsalikian et al., J Pediatr 2005;147:528: 4 × 15 min treadmill at
+    HR ≈ 140 bpm with 5-min rests) from 60 min, unannounced, basal insulin continued, no meals, on UVA/Padova
+    adults from their basal state; 67% VO2max puts HR at 140 bpm with the default HRb 60 and HRmax 180.
+    Returns the :class:`vpop.T1DResult` (Y, Z, W saved)."""
+    from ._t1d import CGM, ExerciseEvent, T1DScenario, simulate_t1d, uva_padova_cohort
+
+    events = tuple(ExerciseEvent(60.0 + 20.0 * k, 15.0, 67.0, announced=False) for k in range(4))
+    scenario = T1DScenario(duration_min, (), 5.0, name="direcnet_exercise", exercise=events)
+    return simulate_t1d(uva_padova_cohort(list(names)), scenario, cgm=CGM.named("Dexcom", noise=False), mode=mode,
+                        exercise_values=exercise_values,
+                        saved_states=("glucose_plasma", "exercise_si_signal", "exercise_hr_integral"))
+
+
+def check_exercise_t1d(names=EXERCISE_CHECK_PATIENTS, exercise_values=None) -> list[dict]:
+    from .models._uvapadova2008_exercise import EXERCISE_DEFAULTS
+
+    res = exercise_t1d(names, exercise_values)
+    g = np.asarray(res.blood_glucose_mg_per_dl())
+    t = np.asarray(res.time_min)
+    at = lambda m: g[:, int(np.argmin(np.abs(t - m)))]
+    fall_end = 100.0 * float(np.mean(1.0 - at(135.0) / at(60.0)))
+    late = 100.0 * float(np.mean(1.0 - at(135.0 + 360.0) / at(60.0)))
+    A = {**EXERCISE_DEFAULTS, **(exercise_values or {})}["ex_A"]
+    mult = lambda m: float(np.mean(1.0 + A * (np.asarray(res.states["exercise_si_signal"])
+                                              * np.asarray(res.states["exercise_hr_integral"]))[:, int(np.argmin(np.abs(t - m)))]))
+    m6 = mult(135.0 + 360.0)
+    name = "exercise_t1d"
+    src = (f"UVA/Padova 2008 + Dalla Man, Breton & Cobelli 2009 exercise (JDST 3:56; A, β, γ, Tex = 600 min), "
+           f"{len(names)} adults, DirecNet protocol (Tsalikian 2005, J Pediatr 147:528: plasma glucose fell ~40% "
+           f"[R] during 75 min of moderate exercise); insulin sensitivity raised for hours after exercise (Dalla Man "
+           f"2009 Tex = 600 min; Riddell 2017 consensus, Lancet Diabetes Endocrinol 5:377: up to 24–48 h [R]). "
+           f"Glucose fall 6 h after the bout {late:.0f}% of pre-exercise")
+    return [
+        _row(name, src, f"mean glucose fall over the 75-min bout {fall_end:.1f}%: distance outside [20, 60] %-points",
+             max(20.0 - fall_end, fall_end - 60.0, 0.0), 0.0),
+        _row(name, src, f"insulin-sensitivity multiplier 1 + A·Z·W 6 h after the bout {m6:.2f}: 1.2 − value, must be < 0",
+             1.2 - m6, -1e-9),
+        _row(name, src, f"glucose 6 h after the bout {late:.1f}% below pre-exercise: 10 − value, must be < 0", 10.0 - late, -1e-9),
+    ]

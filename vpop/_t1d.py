@@ -558,6 +558,8 @@ class _ClosedLoop(eqx.Module):
     pump: Pump = eqx.field(static=True)
     cgm_min: float = eqx.field(static=True)
     cgm_max: float = eqx.field(static=True)
+    #: pass the exercise intensity to the model (the exercise variant, :func:`vpop.models.with_exercise`)
+    exercise: bool = eqx.field(static=True, default=False)
 
     def init(self, params, y0):  # pragma: no cover - pstate0 is always given
         raise NotImplementedError
@@ -569,6 +571,10 @@ class _ClosedLoop(eqx.Module):
         ctrl_state, action = self.controller(ctrl_state, obs, info)
         basal, bolus = self.pump.deliver(action.basal_u_per_h, action.bolus_u)
         u = UvaPadovaInputs(x.carbs_g_per_min, basal / 60.0 + bolus / dt)
+        if self.exercise:
+            from .models._uvapadova2008_exercise import UvaPadovaExerciseInputs
+
+            u = UvaPadovaExerciseInputs(*u, x.exercise_pct_vo2max)
         record = {
             "cgm [mg/dL]": cgm,
             "basal_requested [U/h]": jnp.asarray(action.basal_u_per_h, cgm.dtype),
@@ -592,9 +598,10 @@ class ExerciseEvent:
 
     This is a **hook for later issues**: the scenario turns sessions into a per-interval intensity
     that reaches the records (``"exercise [% VO2max]"``) and, where announced, the controllers
-    (:attr:`Observation.exercise_announced_pct_vo2max`). The UVA/Padova 2008 model has no exercise
-    term, so today it does **not** change glucose; an exercise model (SCIENCE.md §1(f): Dalla Man
-    et al. 2009, Roy & Parker 2007, whose input is this intensity) will consume it.
+    (:attr:`Observation.exercise_announced_pct_vo2max`). A scenario with exercise is simulated with
+    the Dalla Man, Breton & Cobelli 2009 exercise terms
+    (:class:`vpop.models.UvaPadova2008Exercise`: HR-driven utilisation during the bout, insulin
+    sensitivity raised for hours after it); without exercise the plain 2008 model runs.
     """
 
     time_min: float | np.ndarray
@@ -621,8 +628,8 @@ class T1DScenario:
 
     Meals are eaten at ``eat_rate_g_per_min`` (5 g/min as in simglucose); the grams eaten in each
     control interval enter the stomach at the interval's average rate, so the grams in always equal
-    the grams eaten (tested). ``exercise`` sessions (:class:`ExerciseEvent`) are a hook: recorded
-    and shown to the therapy, without effect on the 2008 model's glucose.
+    the grams eaten (tested). ``exercise`` sessions (:class:`ExerciseEvent`) are recorded, shown to
+    the therapy and, through the Dalla Man 2009 exercise model, lower glucose.
     """
 
     duration_min: float
@@ -845,6 +852,7 @@ def simulate_t1d(
     saved_states: Sequence[str] = ("glucose_plasma", "glucose_subcutaneous"),
     substeps: int | None = None,
     fast_solver: str = "bosh3",
+    exercise_values: dict | None = None,
 ) -> T1DResult:
     """Simulate a T1D cohort through a scenario with a therapy in the loop.
 
@@ -867,6 +875,8 @@ def simulate_t1d(
             Bosh3's stability region for the model's fastest rate (≈ 1.24 /min) and measured at
             0.19 mg/dL from the float64 reference on the 30 patients (``vpop bench --case t1d``).
         fast_solver: fast-mode scheme (see :data:`vpop._engine.FAST_SOLVERS`).
+        exercise_values: exercise parameters (:data:`vpop.models.EXERCISE_DEFAULTS`), used only when
+            the scenario has exercise: then the cohort runs as :class:`vpop.models.UvaPadova2008Exercise`.
 
     Example:
         >>> import vpop
@@ -892,10 +902,15 @@ def simulate_t1d(
     noise = cgm.noise_mg_per_dl(jax.random.PRNGKey(seed), n, scenario.time_min[:-1])
     exercise, exercise_announced = scenario.exercise_arrays(n)
     xs = cast(_T1DInputs(carbs, announced, noise, exercise, exercise_announced))
-    policy = _ClosedLoop(controller, pump, cgm.min_mg_per_dl, cgm.max_mg_per_dl)
+    model = cohort.model
+    if scenario.exercise:  # the exercise variant only when needed: the no-exercise path is unchanged
+        from .models._uvapadova2008_exercise import with_exercise
+
+        model, params, y0 = with_exercise(model, params, y0, exercise_values)
+    policy = _ClosedLoop(controller, pump, cgm.min_mg_per_dl, cgm.max_mg_per_dl, exercise=bool(scenario.exercise))
     pstate0 = (cast(jax.vmap(controller.init)(info)), info)
     saved, records, status = solve(
-        cohort.model, params, y0, xs, dt=scenario.step_min, n_intervals=scenario.n_intervals, mode=mode,
+        model, params, y0, xs, dt=scenario.step_min, n_intervals=scenario.n_intervals, mode=mode,
         saved_states=tuple(dict.fromkeys(("glucose_plasma",) + tuple(saved_states))), policy=policy,
         pstate0=pstate0, substeps=substeps, fast_solver=fast_solver,
     )

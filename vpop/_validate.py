@@ -291,6 +291,7 @@ CHECKS: dict[str, Callable[[], list[dict]]] = {
     "liver_glycogen_meal": lambda: _mechanism_checks().check_liver_glycogen_meal(),
     "gluconeogenesis_fasting": lambda: _mechanism_checks().check_gluconeogenesis_fasting(),
     "hypoglycaemia_counterregulation": lambda: _mechanism_checks().check_hypoglycaemia_counterregulation(),
+    "exercise_t1d": lambda: _mechanism_checks().check_exercise_t1d(),
 }
 
 

@@ -60,6 +60,14 @@ from ._dallaman2007_liver import (
     DallaManLiverState as DallaManLiverState,
 )
 
+from ._uvapadova2008_exercise import (
+    EXERCISE_DEFAULTS as EXERCISE_DEFAULTS,
+    EXERCISE_PARAMETER_SPECS as EXERCISE_PARAMETER_SPECS,
+    UvaPadova2008Exercise as UvaPadova2008Exercise,
+    UvaPadova2008ExerciseParams as UvaPadova2008ExerciseParams,
+    with_exercise as with_exercise,
+)
+
 #: Models by name, as used in configs and parameter-set files.
 MODELS = {"DallaMan2007": DallaMan2007, "UvaPadova2008": UvaPadova2008}
 
@@ -104,4 +112,9 @@ __all__ = [
     "DallaMan2007Liver",
     "DallaMan2007LiverParams",
     "DallaManLiverState",
+    "EXERCISE_DEFAULTS",
+    "EXERCISE_PARAMETER_SPECS",
+    "UvaPadova2008Exercise",
+    "UvaPadova2008ExerciseParams",
+    "with_exercise",
 ]
