@@ -164,3 +164,33 @@ def test_hypoglycaemia_counterregulation_passes_and_can_fail():
 
     with pytest.raises(ValueError, match="glucagon_clearance"):
         CounterregulationParams.from_dict({"glucagon_clearance": -1.0})
+
+
+def test_micronutrient_hooks_act_through_their_links():
+    """Each hook at 0.8 lowers secretion at 150 mg/dL through its own link; 1.0 is the identity;
+    bad names and values are refused."""
+    from vpop.models._micronutrient_hooks import (
+        EFFECT_TO_HOOK,
+        MICRONUTRIENT_HOOKS,
+        apply_micronutrient_hooks,
+    )
+
+    p = capacity_for_basal(BetaCellParams.from_dict(), 95.0, 1.8)
+    base = float(steady_state_secretion(150.0, p))
+    assert float(steady_state_secretion(150.0, apply_micronutrient_hooks(p, dict.fromkeys(MICRONUTRIENT_HOOKS, 1.0)))) == base
+    sig0 = betacell_signals(betacell_steady_state(150.0, p), 150.0, p)
+    for hook in MICRONUTRIENT_HOOKS:
+        q = apply_micronutrient_hooks(p, {hook: 0.8})
+        assert float(steady_state_secretion(150.0, q)) < base, hook
+        sig = betacell_signals(betacell_steady_state(150.0, q), 150.0, q)
+        if hook == "magnesium":
+            assert sig.katp_open_fraction > sig0.katp_open_fraction
+        if hook == "vitamin_d":
+            assert sig.calcium_uM < sig0.calcium_uM and sig.katp_open_fraction == pytest.approx(float(sig0.katp_open_fraction))
+        if hook == "zinc":
+            assert sig.calcium_uM == pytest.approx(float(sig0.calcium_uM))
+    assert set(EFFECT_TO_HOOK.values()) == set(MICRONUTRIENT_HOOKS)
+    with pytest.raises(ValueError, match="zinc"):
+        apply_micronutrient_hooks(p, {"zinc": 0.0})
+    with pytest.raises(ValueError, match="selenium"):
+        apply_micronutrient_hooks(p, {"selenium": 0.9})
