@@ -201,8 +201,13 @@ def _stream_config(n_people: int, chunk_size: int, **extra):
     })
 
 
-def test_stream_is_independent_of_chunk_size_and_does_not_recompile(tmp_path):
+def test_stream_is_independent_of_chunk_size_and_does_not_recompile(tmp_path, monkeypatch):
+    from vpop import _stream
     from vpop._stream import CohortSampler, stream_study
+
+    # sampling blocks of 128 people, so chunks cross into new blocks (each block is a new sample,
+    # whose set loading and rejection sampling must not compile anything either)
+    monkeypatch.setattr(_stream, "SAMPLE_BLOCK", 128)
 
     tables, manifests = [], []
     for chunk in (64, 120):  # 300 people: 5 chunks of 64 (last one partly dropped), 3 of 120

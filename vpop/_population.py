@@ -120,7 +120,9 @@ def sample_population(
     kept, n_kept, n_drawn = [], 0, 0
     rejected_by = dict.fromkeys(specs, 0)
     for _ in range(_MAX_ROUNDS):
-        p = draw(n)
+        # host (numpy) arrays from here on: selecting a varying number of kept people must not
+        # compile a gather for every new shape (streamed cohorts sample block after block)
+        p = jax.tree_util.tree_map(np.asarray, draw(n))
         n_drawn += n
         ok = np.ones(n, bool)
         for k, spec in specs.items():
@@ -141,7 +143,7 @@ def sample_population(
             + ", ".join(f"{k} ({v}×, valid {specs[k].range_text()})" for v, k in worst)
             + ". Reduce the cv of the parameters that drive them."
         )
-    params = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *kept)
+    params = jax.tree_util.tree_map(lambda *a: jnp.asarray(np.concatenate(a)), *kept)
     return model, params, init
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any, Mapping
 
 import jax.numpy as jnp
@@ -38,6 +40,29 @@ def parameters_from_set(
     pset = load_parameter_set(name)
     options = dict(pset.model_options or {})
     options.update(model_options or {})
+    # Cached on the set's content, the overrides, options and dtype: the basal solve below traces a
+    # fresh scalar root find on every call, which would recompile each time a cohort is sampled.
+    try:
+        key = (name, json.dumps(dataclasses.asdict(pset), sort_keys=True),
+               json.dumps({k: float(v) for k, v in (overrides or {}).items()}, sort_keys=True),
+               json.dumps(options, sort_keys=True), jnp.dtype(dtype).name)
+    except (TypeError, ValueError):  # non-JSON options or non-scalar overrides: no caching
+        key = None
+    if key is None or key not in _CACHE:
+        result = _from_set(name, pset, overrides, options, dtype)
+        if key is None:
+            return result
+        if len(_CACHE) >= 64:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = result
+    model, params, init = _CACHE[key]
+    return model, params, dict(init)
+
+
+_CACHE: dict = {}
+
+
+def _from_set(name, pset, overrides, options, dtype):
     model = build_model(pset.model, options)
     values = dict(pset.values)
     if overrides:

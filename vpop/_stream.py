@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -60,8 +61,9 @@ def block_seed(seed: int, cohort_index: int, block: int) -> int:
 class CohortSampler:
     """People ``[start, stop)`` of a streamed cohort, sampled block by block (last block cached)."""
 
-    def __init__(self, cohort, seed: int, cohort_index: int, block_size: int = SAMPLE_BLOCK):
-        self.cohort, self.seed, self.index, self.block_size = cohort, seed, cohort_index, int(block_size)
+    def __init__(self, cohort, seed: int, cohort_index: int, block_size: int | None = None):
+        self.cohort, self.seed, self.index = cohort, seed, cohort_index
+        self.block_size = int(block_size or SAMPLE_BLOCK)
         self._cache: tuple[int, tuple] | None = None
 
     def _block(self, b: int):
@@ -70,7 +72,10 @@ class CohortSampler:
             corr = {(x.a, x.b): x.rho for x in c.variability.correlations}
             out = sample_population(c.parameter_set, self.block_size, cv=c.variability.cv, correlations=corr,
                                     overrides=c.override_values(), seed=block_seed(self.seed, self.index, b))
-            self._cache = (b, out)
+            model, params, init = out
+            # host arrays: cutting chunks out of blocks at varying offsets must not compile a
+            # gather for every new slice shape
+            self._cache = (b, (model, jax.tree_util.tree_map(np.asarray, params), init))
         return self._cache[1]
 
     def people(self, start: int, stop: int):
@@ -82,7 +87,7 @@ class CohortSampler:
             hi = min(stop, (b + 1) * self.block_size) - b * self.block_size
             pieces.append(select_people(params, np.arange(lo, hi)))
         params = pieces[0] if len(pieces) == 1 else jax.tree_util.tree_map(lambda *a: np.concatenate(a), *pieces)
-        return model, params, init
+        return model, jax.tree_util.tree_map(jnp.asarray, params), init
 
 
 class _CompileCounter:
