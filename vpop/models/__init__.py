@@ -58,6 +58,7 @@ from ._dallaman2007_liver import (
     DallaMan2007Liver as DallaMan2007Liver,
     DallaMan2007LiverParams as DallaMan2007LiverParams,
     DallaManLiverState as DallaManLiverState,
+    DallaMan2007MechanisticLiver as DallaMan2007MechanisticLiver,
 )
 
 from ._uvapadova2008_exercise import (
@@ -112,6 +113,7 @@ __all__ = [
     "DallaMan2007Liver",
     "DallaMan2007LiverParams",
     "DallaManLiverState",
+    "DallaMan2007MechanisticLiver",
     "EXERCISE_DEFAULTS",
     "EXERCISE_PARAMETER_SPECS",
     "UvaPadova2008Exercise",

@@ -33,6 +33,17 @@ import jax.numpy as jnp
 from jaxtyping import ArrayLike
 
 from .._parameters import ParamSpec
+from ._betacell import (
+    BETACELL_PARAMETER_SPECS,
+    BETACELL_STATE_UNITS,
+    BetaCellParams,
+    BetaCellSignals,
+    BetaCellState,
+    betacell_signals,
+    betacell_steady_state,
+    betacell_vector_field,
+    capacity_for_basal,
+)
 from ._counterregulation import (
     COUNTERREGULATION_PARAMETER_SPECS,
     COUNTERREGULATION_STATE_UNITS,
@@ -110,6 +121,7 @@ class DallaManLiverState(NamedTuple):
 
 
 _N_DM = len(DallaManState._fields)
+_N_CR = len(CounterregulationState._fields)
 
 
 class DallaMan2007Liver(DallaMan2007):
@@ -165,7 +177,7 @@ class DallaMan2007Liver(DallaMan2007):
         return DallaMan2007LiverParams(**dallaman_params.to_dict(), **lv.to_dict(), **cr.to_dict(), glycogen_initial=g0)
 
     def _split(self, y):
-        return DallaManState(*y[:_N_DM]), y.glycogen_liver, CounterregulationState(*y[_N_DM + 1:])
+        return DallaManState(*y[:_N_DM]), y.glycogen_liver, CounterregulationState(*y[_N_DM + 1:_N_DM + 1 + _N_CR])
 
     def liver_fluxes(self, y, p) -> LiverFluxes:
         """The liver's fluxes at state ``y`` [mg/kg/min]."""
@@ -194,7 +206,7 @@ class DallaMan2007Liver(DallaMan2007):
                                                  p.counterregulation())
         else:
             dcr = jax.tree_util.tree_map(jnp.zeros_like, ycr)
-        return DallaManLiverState(*d, lf.glycogen_rate_mg_per_kg_min, *dcr)
+        return DallaManLiverState(*d[:_N_DM], lf.glycogen_rate_mg_per_kg_min, *dcr)
 
     def at_node(self, y, u, dt_min=None):
         return self.apply_meal(y, u.meal_mg)
@@ -203,6 +215,101 @@ class DallaMan2007Liver(DallaMan2007):
         ydm = DallaMan2007(dynamic_secretion=self.dynamic_secretion, renal_excretion=self.renal_excretion,
                            clip_egp=True).basal_state(p.dallaman())
         cr = counterregulation_basal_state(p.counterregulation(), ydm.glucose_plasma)
-        return DallaManLiverState(*ydm, p.glycogen_initial + jnp.zeros_like(ydm.glucose_plasma), *cr)
+        return DallaManLiverState(*ydm[:_N_DM], p.glycogen_initial + jnp.zeros_like(ydm.glucose_plasma), *cr)
 
 
+
+
+# ------------------------------------------------------------------ with the mechanistic beta cell
+LIVER_MECHANISTIC_PARAMETER_SPECS: dict[str, ParamSpec] = {**LIVER_MODEL_PARAMETER_SPECS, **BETACELL_PARAMETER_SPECS}
+
+
+class DallaMan2007MechanisticLiverParams(DallaMan2007LiverParams, BetaCellParams):
+    """:class:`DallaMan2007LiverParams` plus every beta-cell parameter (``K``, ``alpha``, ``beta`` unused)."""
+
+    specs = LIVER_MECHANISTIC_PARAMETER_SPECS
+    model_name = "DallaMan2007MechanisticLiver"
+
+    def betacell(self) -> BetaCellParams:
+        return BetaCellParams(**{k: getattr(self, k) for k in BETACELL_PARAMETER_SPECS})
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in LIVER_MECHANISTIC_PARAMETER_SPECS}
+
+
+class DallaManMechanisticLiverState(NamedTuple):
+    """:class:`DallaManLiverState` plus the beta-cell states."""
+
+    glucose_plasma: ArrayLike
+    glucose_tissue: ArrayLike
+    insulin_liver: ArrayLike
+    insulin_plasma: ArrayLike
+    stomach_solid: ArrayLike
+    stomach_liquid: ArrayLike
+    gut: ArrayLike
+    insulin_signal_1: ArrayLike
+    insulin_signal_egp: ArrayLike
+    insulin_action: ArrayLike
+    insulin_portal: ArrayLike
+    secretion_static: ArrayLike
+    meal_dose: ArrayLike
+    glycogen_liver: ArrayLike
+    glucagon_pg_per_ml: ArrayLike
+    glucagon_secretion_rel: ArrayLike
+    glucagon_action_pg_per_ml: ArrayLike
+    epinephrine_pg_per_ml: ArrayLike
+    epinephrine_action_pg_per_ml: ArrayLike
+    atp_adp_ratio: ArrayLike  #: beta-cell ATP/ADP [1]
+    rrp_insulin: ArrayLike  #: readily releasable pool [pmol/kg]
+    amplifying_signal: ArrayLike  #: metabolic amplifying signal [1]
+    incretin_signal: ArrayLike  #: incretin drive [mg/kg/min]
+
+
+_N_LIVER = len(DallaManLiverState._fields)
+
+
+class DallaMan2007MechanisticLiver(DallaMan2007Liver):
+    """Every link at once: Dalla Man 2007 with the mechanistic beta cell in place of its secretion
+    block (as :class:`~vpop.models.DallaMan2007Mechanistic`) and EGP from the liver with glucagon and
+    epinephrine (as :class:`DallaMan2007Liver`)."""
+
+    name = "DallaMan2007MechanisticLiver"
+    Params = DallaMan2007MechanisticLiverParams
+    State = DallaManMechanisticLiverState
+    parameter_specs = LIVER_MECHANISTIC_PARAMETER_SPECS
+    state_units: ClassVar[dict[str, str]] = {**DallaMan2007Liver.state_units, **BETACELL_STATE_UNITS}
+
+    @staticmethod
+    def make_params(dallaman_params: DallaMan2007Params, liver_values: dict | None = None,
+                    counterregulation_values: dict | None = None, betacell_values: dict | None = None,
+                    **kwargs) -> DallaMan2007MechanisticLiverParams:
+        """As :meth:`DallaMan2007Liver.make_params`, plus beta-cell values (defaults
+        :data:`~vpop.models.BETACELL_DEFAULTS`) with ``capacity`` set so that ISR(Gb) = Sb."""
+        lp = DallaMan2007Liver.make_params(dallaman_params, liver_values, counterregulation_values, **kwargs)
+        shape = jnp.shape(dallaman_params.BW)
+        bc = BetaCellParams.from_dict(betacell_values, dtype=jnp.result_type(dallaman_params.BW))
+        bc = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, shape), bc)
+        bc = capacity_for_basal(bc, dallaman_params.Gb, dallaman_params.Sb)
+        return DallaMan2007MechanisticLiverParams(**lp.to_dict(), **bc.to_dict())
+
+    def _betacell_state(self, y) -> BetaCellState:
+        return BetaCellState(*y[_N_LIVER:])
+
+    def betacell_signals(self, y, p) -> BetaCellSignals:
+        """Every link of the beta-cell chain (intracellular glucose … secretion) at state ``y``."""
+        return betacell_signals(self._betacell_state(y), y.glucose_plasma / p.VG, p.betacell())
+
+    def fluxes(self, y, p) -> DallaManFluxes:
+        fx = DallaMan2007Liver.fluxes(self, y, p)
+        return fx._replace(S_po=self.betacell_signals(y, p).secretion_pmol_per_kg_min)
+
+    def vector_field(self, t, y, p, u=None):
+        d = DallaMan2007Liver.vector_field(self, t, y, p, u)
+        d = d._replace(secretion_static=jnp.zeros_like(y.secretion_static))
+        Ra = p.f * p.kabs * y.gut / p.BW
+        dbc = betacell_vector_field(self._betacell_state(y), y.glucose_plasma / p.VG, p.betacell(), Ra)
+        return DallaManMechanisticLiverState(*d, *dbc)
+
+    def basal_state(self, p):
+        yl = DallaMan2007Liver.basal_state(self, p)
+        return DallaManMechanisticLiverState(*yl, *betacell_steady_state(p.Gb, p.betacell()))

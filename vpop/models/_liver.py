@@ -75,8 +75,8 @@ OVERNIGHT_GLYCOGEN_MG_PER_KG = 207.0 * MG_PER_KG_PER_MMOL_PER_L_LIVER
 LIVER_PARAMETER_SPECS: dict[str, ParamSpec] = {
     "glycogen_max": ParamSpec("mg/kg", 1.0, 1e4, "glycogen capacity: 500 mmol/L liver (upper end of 300–500, SCIENCE §1(h) [R])"),
     "hgu_max": ParamSpec("mg/kg/min", 0.0, 50.0, "maximal glucokinase-driven hepatic uptake (calibrated: Taylor 1996 peak time and net synthesis)"),
-    "gk_s05": ParamSpec("mg/dL", 10.0, 1000.0, "hepatic glucokinase S0.5 (8 mM; Matschinsky 1996)"),
-    "gk_hill": ParamSpec("1", 0.5, 4.0, "hepatic glucokinase Hill coefficient (1.7; Matschinsky 1996)"),
+    "hepatic_gk_s05": ParamSpec("mg/dL", 10.0, 1000.0, "hepatic glucokinase S0.5 (8 mM; Matschinsky 1996)"),
+    "hepatic_gk_hill": ParamSpec("1", 0.5, 4.0, "hepatic glucokinase Hill coefficient (1.7; Matschinsky 1996)"),
     "insulin_half_synthesis": ParamSpec("pmol/L", 1.0, 2000.0, "plasma insulin for half-maximal direct glycogen synthesis (assumed 100)"),
     "insulin_half_indirect": ParamSpec("pmol/L", 1.0, 2000.0, "delayed insulin Id routing half of GNG carbon to glycogen (assumed 100)"),
     "insulin_half_glycogenolysis": ParamSpec("pmol/L", 1.0, 2000.0, "delayed insulin Id halving glycogenolysis (calibrated 37: Taylor 1996)"),
@@ -94,8 +94,8 @@ LIVER_PARAMETER_SPECS: dict[str, ParamSpec] = {
 LIVER_DEFAULTS: dict[str, float] = {
     "glycogen_max": 500.0 * MG_PER_KG_PER_MMOL_PER_L_LIVER,
     "hgu_max": 6.0,
-    "gk_s05": 144.0,
-    "gk_hill": 1.7,
+    "hepatic_gk_s05": 144.0,
+    "hepatic_gk_hill": 1.7,
     "insulin_half_synthesis": 100.0,
     "insulin_half_indirect": 100.0,
     "insulin_half_glycogenolysis": 37.0,
@@ -116,8 +116,8 @@ class LiverParams(eqx.Module):
 
     glycogen_max: Array
     hgu_max: Array
-    gk_s05: Array
-    gk_hill: Array
+    hepatic_gk_s05: Array
+    hepatic_gk_hill: Array
     insulin_half_synthesis: Array
     insulin_half_indirect: Array
     insulin_half_glycogenolysis: Array
@@ -169,7 +169,7 @@ def liver_fluxes(glycogen_mg_per_kg, glucose_mg_per_dl, insulin_pmol_per_l, insu
                  epinephrine_action_pg_per_ml=0.0) -> LiverFluxes:
     """The liver's fluxes [mg/kg/min] at one state (module docstring); elementwise, so batched inputs work."""
     gpv = glucose_mg_per_dl + ra_mg_per_kg_min / p.portal_flow
-    x = (jnp.maximum(gpv, 0.0) / p.gk_s05) ** p.gk_hill
+    x = (jnp.maximum(gpv, 0.0) / p.hepatic_gk_s05) ** p.hepatic_gk_hill
     room = jnp.clip(1.0 - glycogen_mg_per_kg / p.glycogen_max, 0.0, 1.0)
     first_pass = p.first_pass_per_ra * ra_mg_per_kg_min * room
     hgu = p.hgu_max * x / (1.0 + x) * _hill2(insulin_pmol_per_l, p.insulin_half_synthesis) * room + first_pass
