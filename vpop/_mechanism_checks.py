@@ -30,6 +30,12 @@
     held at 50 mg/dL vs at basal: over 120–180 min, glucagon 2–5× basal, epinephrine > 5× basal
     (Mitrakou 1991 thresholds; Cryer review), EGP > 1.5× the euglycaemic clamp's and > 0.5× basal
     (Lecavalier 1989).
+``exercise_t1d``
+    UVA/Padova 2008 adults 1–5 with the Dalla Man, Breton & Cobelli 2009 exercise terms
+    (:class:`vpop.models.UvaPadova2008Exercise`), basal insulin, no meals, the DirecNet protocol
+    (4 × 15 min at 67% VO2max ≈ HR 140 bpm, 5-min rests; Tsalikian 2005): mean glucose fall over the
+    75-min bout 20–60% (DirecNet ~40%), the insulin-sensitivity multiplier 1 + A·Z·W > 1.2 six hours
+    after the bout, and glucose > 10% below its pre-exercise level six hours after.
 """
 
 from __future__ import annotations
