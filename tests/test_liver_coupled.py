@@ -32,18 +32,17 @@ def test_basal_is_steady_but_for_glycogen(cohort):
 
 def test_meal_close_to_dallaman_and_fills_glycogen(cohort):
     """A 78 g meal: glucose peak within 15 mg/dL of the Dalla Man model's (157 mg/dL), glycogen rises,
-    glucagon falls below basal after the meal (glucose and insulin suppression); fast ≈ reference;
-    with counter-regulation off glucagon does not move."""
+    glucagon falls below basal after the meal (glucose and insulin suppression); with
+    counter-regulation off glucagon does not move. (Reference mode only, to keep CI short; notebook 05
+    runs the mechanistic variant in fast mode.)"""
     _, dm = cohort
     prot = vpop.Protocol(240.0, (vpop.Meal(0.0, 78.0),), 1.0, name="meal")
     model = DallaMan2007Liver()
     p = model.make_params(dm)
     ref = vpop.simulate(model, p, prot)
-    fast = vpop.simulate(model, p, prot, mode="fast")
-    assert np.all(ref.ok) and np.all(fast.ok)
+    assert np.all(ref.ok)
     g = np.asarray(ref.glucose_mg_per_dl())
     assert np.all(np.abs(g.max(axis=1) - 157.0) < 15.0)
-    assert np.max(np.abs(np.asarray(fast.glucose_mg_per_dl()) - g)) < 1.0
     gly = np.asarray(ref.states["glycogen_liver"])
     assert np.all(gly.max(axis=1) > gly[:, 0] + 50.0)
     h = np.asarray(ref.states["glucagon_pg_per_ml"])

@@ -158,8 +158,13 @@ def test_hypoglycaemia_counterregulation_passes_and_can_fail():
     assert "hypoglycaemia_counterregulation" in CHECKS
     rows = check_hypoglycaemia_counterregulation()
     assert len(rows) == 4 and all(r["passed"] for r in rows), rows
-    bad = check_hypoglycaemia_counterregulation({"glucagon_hypo_gain": 0.0}, {"epinephrine_gain": 0.0})
-    assert not bad[0]["passed"] and not bad[2]["passed"] and not bad[3]["passed"]
+    # no hypoglycaemic glucagon response and no epinephrine action: EGP stays suppressed
+    from vpop._mechanism_checks import hypoglycaemic_clamp
+
+    _, _, _, cr, lf = hypoglycaemic_clamp(50.0, counterregulation_values={"glucagon_hypo_gain": 0.0},
+                                          liver_values={"epinephrine_gain": 0.0})
+    assert float(np.mean(np.asarray(cr.glucagon_pg_per_ml)[120:])) < 2.0 * float(cr.glucagon_pg_per_ml[0])
+    assert float(np.mean(np.asarray(lf.egp_mg_per_kg_min)[120:])) < 0.5 * float(lf.egp_mg_per_kg_min[0])
     from vpop.models import CounterregulationParams
 
     with pytest.raises(ValueError, match="glucagon_clearance"):
