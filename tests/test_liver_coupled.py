@@ -24,8 +24,11 @@ def test_basal_is_steady_but_for_glycogen(cohort):
             assert np.all(np.asarray(v) < 0)  # the overnight liver keeps losing glycogen
         else:
             assert np.max(np.abs(np.asarray(v))) < 1e-9, name
-    with pytest.raises(ValueError, match="glycogenolysis_max"):
-        model.make_params(dm, {"gng_rate": 9.0})
+    # basal EGP matched by one common scale of glycogenolysis and GNG
+    default = model.make_params(dm, match_basal_egp=False)
+    scale = np.asarray(p.gng_rate) / np.asarray(default.gng_rate)
+    np.testing.assert_allclose(np.asarray(p.glycogenolysis_max) / np.asarray(default.glycogenolysis_max), scale, rtol=1e-12)
+    assert np.all((scale > 0.8) & (scale < 1.4))
     with pytest.raises(ValueError, match="glucagon_threshold"):
         model.make_params(dm, None, {"glucagon_threshold": 500.0})
 

@@ -15,12 +15,18 @@ The liver reads plasma insulin I, the Dalla Man delayed insulin signal Id (so ``
 Man set is the liver's insulin delay) and Ra. Glucagon sees plasma glucose and insulin relative to
 ``Gb`` and ``Ib``.
 
-**Basal consistency.** :meth:`DallaMan2007Liver.make_params` scales ``glycogenolysis_max`` per
-person so that the liver's net output at the basal state (Gb, Ib, glycogen ``glycogen_initial``,
-basal glucagon) equals the Dalla Man basal EGP; the basal state of the parent is then a steady
-state of every state but glycogen, which falls slowly as a fast goes on (the physiology: the
-overnight liver loses glycogen). With ``counterregulation=False`` glucagon and epinephrine stay at
-basal.
+**Basal consistency.** :meth:`DallaMan2007Liver.make_params` scales ``glycogenolysis_max`` and
+``gng_rate`` per person by one factor so that the liver's net output at the basal state (Gb, Ib,
+glycogen ``glycogen_initial``, basal glucagon) equals the Dalla Man basal EGP (normal set: ×1.09;
+T2D set: ×2.17); the basal state of the parent is then a steady state of every state but glycogen,
+which falls slowly as a fast goes on (the physiology: the overnight liver loses glycogen). With
+``counterregulation=False`` glucagon and epinephrine stay at basal.
+
+**Validity: meals and days, not prolonged fasts.** The Dalla Man utilisation and secretion have no
+fasting adaptation (no fall of glucose use, no rise of GNG with falling insulin), so when the liver's
+glycogen runs down the coupled model's glucose falls too far: from the normal basal state without
+food, glucose is 79 mg/dL at 22 h, 62 at 30 h and 42 at 40 h of fasting (measured), where people stay near
+65–75 mg/dL. Use the driven liver (``vpop._mechanism_checks.fasting_gng_fraction``) for fasting.
 """
 
 from __future__ import annotations
@@ -149,9 +155,10 @@ class DallaMan2007Liver(DallaMan2007):
                     match_basal_egp: bool = True) -> DallaMan2007LiverParams:
         """Combine Dalla Man parameters (one person or a population) with liver and counter-regulation
         values (defaults: :data:`LIVER_DEFAULTS`, :data:`COUNTERREGULATION_DEFAULTS`). With
-        ``match_basal_egp``, ``glycogenolysis_max`` is set per person so that the liver's net output
-        at the basal state equals the Dalla Man basal EGP (``ValueError`` if that needs a negative
-        glycogenolysis)."""
+        ``match_basal_egp``, ``glycogenolysis_max`` and ``gng_rate`` are scaled per person by one
+        common factor so that the liver's net output at the basal state equals the Dalla Man basal
+        EGP (the overnight GNG fraction of the calibration is kept); ``ValueError`` if no positive
+        factor does."""
         shape = jnp.shape(dallaman_params.BW)
         dtype = jnp.result_type(dallaman_params.BW)
         lv = LiverParams.from_dict(liver_values, dtype=dtype)
@@ -163,17 +170,17 @@ class DallaMan2007Liver(DallaMan2007):
             dm = dallaman_params
             egp_b = jnp.maximum(dm.kp1 - dm.kp2 * dm.Gb * dm.VG - dm.kp3 * dm.Ib - dm.kp4 * dm.Sb / dm.gamma, 0.0)
             f = liver_fluxes(g0, dm.Gb, dm.Ib, dm.Ib, 0.0, lv)
-            rest = f.gluconeogenesis_mg_per_kg_min - f.indirect_synthesis_mg_per_kg_min - f.hepatic_uptake_mg_per_kg_min
-            unit = f.glycogenolysis_mg_per_kg_min / lv.glycogenolysis_max  # glycogenolysis per unit V_gly
-            vmax = (egp_b - rest) / unit
+            released = f.egp_mg_per_kg_min  # glycogenolysis + GNG − indirect: all ∝ the common scale
+            scale = (egp_b + f.hepatic_uptake_mg_per_kg_min) / released
             try:
-                n_bad = int(jnp.sum(~(vmax >= 0.0)))
+                n_bad = int(jnp.sum(~(scale > 0.0)))
             except jax.errors.ConcretizationTypeError:  # under jit: no check
                 n_bad = 0
             if n_bad:
-                raise ValueError("DallaMan2007Liver.make_params: basal EGP below the liver's GNG net of uptake for "
-                                 f"{n_bad} person(s); glycogenolysis_max would be negative (allowed ≥ 0)")
-            lv = eqx.tree_at(lambda q: q.glycogenolysis_max, lv, vmax)
+                raise ValueError(f"DallaMan2007Liver.make_params: {n_bad} person(s) with no positive scale of "
+                                 "glycogenolysis_max and gng_rate matching the basal EGP (allowed > 0)")
+            lv = eqx.tree_at(lambda q: (q.glycogenolysis_max, q.gng_rate), lv,
+                             (lv.glycogenolysis_max * scale, lv.gng_rate * scale))
         return DallaMan2007LiverParams(**dallaman_params.to_dict(), **lv.to_dict(), **cr.to_dict(), glycogen_initial=g0)
 
     def _split(self, y):
