@@ -169,6 +169,14 @@ def test_hypoglycaemia_counterregulation_passes_and_can_fail():
 
     with pytest.raises(ValueError, match="glucagon_clearance"):
         CounterregulationParams.from_dict({"glucagon_clearance": -1.0})
+    with pytest.raises(ValueError, match="target_mg_per_dl"):
+        hypoglycaemic_clamp(5.0)
+    from vpop.models import LiverParams, simulate_liver
+
+    with pytest.raises(ValueError, match="insulin_pmol_per_l"):
+        simulate_liver(LiverParams.from_dict(), 800.0, [0.0, 1.0, 2.0], [90.0, 90.0, 90.0], [25.0, 25.0])
+    with pytest.raises(ValueError, match="t_min"):
+        simulate_liver(LiverParams.from_dict(), 800.0, [0.0, 2.0, 1.0], [90.0] * 3, [25.0] * 3)
 
 
 def test_micronutrient_hooks_act_through_their_links():

@@ -258,6 +258,10 @@ def hypoglycaemic_clamp(target_mg_per_dl: float, insulin_pmol_per_l: float = 420
     )
     from .models._liver import OVERNIGHT_GLYCOGEN_MG_PER_KG, LiverParams, simulate_liver
 
+    if not 20.0 <= target_mg_per_dl <= 400.0:
+        raise ValueError(f"target_mg_per_dl must be within [20, 400] mg/dL, got {target_mg_per_dl!r}")
+    if not 0.0 < insulin_pmol_per_l <= 10000.0:
+        raise ValueError(f"insulin_pmol_per_l must be within (0, 10000] pmol/L, got {insulin_pmol_per_l!r}")
     _, dm, _ = parameters_from_set("DallaMan2007_normal")
     gb, ib = float(dm.Gb), float(dm.Ib)
     t = np.arange(0.0, t_end_min + 0.5, 1.0)

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from .._parameters import ParamSpec, check_parameters
@@ -157,6 +158,12 @@ def simulate_counterregulation(p: CounterregulationParams, t_min, glucose_mg_per
     """Drive glucagon and epinephrine with sampled glucose and insulin (a clamp imposes them) on the
     grid ``t_min``, from the basal state; basal glucose and insulin default to the first samples.
     Returns the states on that grid."""
+    from ._liver import check_driving_inputs
+
+    check_driving_inputs(t_min, glucose_mg_per_dl=glucose_mg_per_dl, insulin_pmol_per_l=insulin_pmol_per_l,
+                         exercise_pct_vo2max=exercise_pct_vo2max)
+    if exercise_pct_vo2max is not None and (np.any(np.asarray(exercise_pct_vo2max) < 0) or np.any(np.asarray(exercise_pct_vo2max) > 100)):
+        raise ValueError("exercise_pct_vo2max must be within [0, 100] % VO2max")
     t = jnp.asarray(t_min, dtype=jnp.float64)
     G = jnp.asarray(glucose_mg_per_dl, dtype=t.dtype)
     I = jnp.asarray(insulin_pmol_per_l, dtype=t.dtype)

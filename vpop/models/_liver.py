@@ -181,12 +181,33 @@ def liver_fluxes(glycogen_mg_per_kg, glucose_mg_per_dl, insulin_pmol_per_l, insu
     return LiverFluxes(hgu, first_pass, ind, gly, gng, gly + gng - ind, hgu + ind - gly)
 
 
+def check_driving_inputs(t_min, **series) -> None:
+    """``ValueError`` naming the argument unless ``t_min`` is a finite, strictly increasing 1-D grid of
+    ≥ 2 points and every series given (not ``None``) is finite with one value per grid point."""
+    import numpy as np
+
+    t = np.asarray(t_min, dtype=float)
+    if t.ndim != 1 or t.size < 2 or not np.all(np.isfinite(t)) or not np.all(np.diff(t) > 0):
+        raise ValueError(f"t_min must be a finite, strictly increasing 1-D grid of ≥ 2 points [min], got shape {t.shape}")
+    for name, v in series.items():
+        if v is None:
+            continue
+        a = np.asarray(v, dtype=float)
+        if a.shape != t.shape or not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be finite with one value per time point (shape {t.shape}), got shape {a.shape}")
+        if name in ("glucose_mg_per_dl", "insulin_pmol_per_l") and np.any(a < 0):
+            raise ValueError(f"{name} must be ≥ 0 (allowed [0, ∞)), got min {a.min():g}")
+
+
 def simulate_liver(p: LiverParams, glycogen0_mg_per_kg, t_min, glucose_mg_per_dl, insulin_pmol_per_l,
                    ra_mg_per_kg_min=None, glucagon_action_pg_per_ml=None, epinephrine_action_pg_per_ml=None):
     """Drive the liver with sampled glucose, insulin, Ra (and optionally glucagon and epinephrine
     actions) on the grid ``t_min`` (linear interpolation). The delayed insulin signal starts at the
     first insulin sample (a steady state). Returns ``(glycogen [mg/kg], LiverFluxes)`` on that grid.
     Adaptive Tsit5 (diffrax), float64."""
+    check_driving_inputs(t_min, glucose_mg_per_dl=glucose_mg_per_dl, insulin_pmol_per_l=insulin_pmol_per_l,
+                         ra_mg_per_kg_min=ra_mg_per_kg_min, glucagon_action_pg_per_ml=glucagon_action_pg_per_ml,
+                         epinephrine_action_pg_per_ml=epinephrine_action_pg_per_ml)
     t = jnp.asarray(t_min, dtype=jnp.float64)
     G = jnp.asarray(glucose_mg_per_dl, dtype=t.dtype)
     I = jnp.asarray(insulin_pmol_per_l, dtype=t.dtype)
