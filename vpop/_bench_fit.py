@@ -1,5 +1,6 @@
-"""Benchmark case ``fit_ogtt_1000``: time to fit 1,000 OGTTs (oral minimal model, standard 5-sample
-75 g OGTT, synthetic cohort of :func:`vpop._ohashi.synthetic_ogtt_cohort`) in one vmapped job.
+"""Benchmark case ``fit_ogtt_1000``: time to fit 1,000 OGTTs (oral minimal model with the C-peptide model,
+``vpop._ohashi.OMM_PROBLEM``; glucose, insulin and C-peptide of a standard 5-sample 75 g OGTT, synthetic
+cohort of :func:`vpop._ohashi.synthetic_ogtt_cohort`) in one vmapped job.
 
 Reports the first call (JIT compilation included) and the median of the repeated calls (compiled),
 with the number of fits that converged; one start per subject, at most 400 L-BFGS iterations.

@@ -3,9 +3,11 @@
 Example config (YAML)::
 
     name: my_ogtt_fit
-    model: oral_minimal_model        # the only model so far (vpop._ohashi)
+    model: oral_minimal_model        # the only model so far: OMM glucose + Breda C-peptide (vpop._ohashi)
     data:
-      csv: ogtt.csv                  # tidy: subject, time [min], glucose [mg/dL], insulin [µU/mL], body_weight [kg]
+      csv: ogtt.csv                  # tidy: subject, time [min], glucose [mg/dL], insulin [µU/mL],
+                                     # c_peptide [ng/mL], body_weight [kg], age [years], bmi [kg/m2],
+                                     # type_2_diabetes [1] (vpop._ohashi.omm_data_from_tidy)
       dose_g: 75
     fit:
       n_starts: 3
