@@ -148,14 +148,21 @@ def test_predicted_median_error_of_the_identifiability_report():
     assert 0.1 < mm[0] < 0.5
 
 
-def test_gir_check_on_a_subset_and_that_it_can_fail(ohashi):
-    sub = pd.concat([d.head(8) for _, d in ohashi.groupby("group")])  # 24 subjects, 8 per group
+@pytest.fixture(scope="module")
+def subset_fit(ohashi):
+    """24 subjects, 8 per group, fitted once (the check, the CLI and the recovery test reuse the compiled fit)."""
+    sub = pd.concat([d.head(8) for _, d in ohashi.groupby("group")])
+    table, res = om.fit_ohashi(sub)
+    return sub, table, res
+
+
+def test_gir_check_on_a_subset_and_that_it_can_fail(subset_fit):
+    sub, table, _ = subset_fit
     rows = check_ohashi_clamp_gir_prediction(sub)
     assert [r["check"] for r in rows] == ["ohashi_clamp_gir_prediction"] * 2
     assert rows[0]["passed"]  # every fit converged
     assert "NGT (n=7)" in rows[1]["metric"]  # subject 5 lacks its 90-min sample and np.isfinite(rows[1]["value"])
     # GIR replaced by the Matsuda index itself: Matsuda ranks it perfectly, SI cannot beat it
-    table, _ = om.fit_ohashi(sub)
     # C-peptide is fitted: beta-cell responsivity is lower in T2DM than in NGT (Cobelli 2007), the basal
     # index is finite where C-peptide was measured, and NaN-free SEs come with it
     med = table.groupby("group")["phi_s [1e-9/min]"].median()
@@ -169,33 +176,33 @@ def test_gir_check_on_a_subset_and_that_it_can_fail(ohashi):
     assert cor["spearman_r_SI_vs_GIR"].iloc[0] < 1.0
 
 
-def test_parameter_recovery_check_small_cohort():
-    rows = check_parameter_recovery(24, seed=1)
+def test_parameter_recovery_check_small_cohort(subset_fit):
+    # 24 people, 5 samples, 3 starts: the shapes of the subset fit, so nothing recompiles
+    rows = check_parameter_recovery(24, seed=1, times_min=om.OGTT_TIMES_MIN, n_starts=3)
     assert rows[0]["check"] == "parameter_recovery"
     assert "not identifiable" in rows[0]["metric"] and "24/24 fits converged" in rows[0]["metric"]
     # each parameter is either named as not identifiable or has its own error row
     named = rows[0]["metric"]
     for p in ("SI", "SG", "p2", "ra15", "ra60", "ra90", "ra120", "phi_s", "phi_d", "T_static"):
         assert f"{p} (MdARE" in named or any(f"error {p} [1]" in r["metric"] for r in rows[1:])
-    data, truth = om.synthetic_ogtt_cohort(5, seed=3)
-    assert data["glucose"].shape == (5, 11) and data["c_peptide"].shape == (5, 11) and np.all(truth["SI"] > 0)
+    data, truth = om.synthetic_ogtt_cohort(24, seed=3)  # the default 12-sample design (24: the compiled simulation is reused)
+    assert data["glucose"].shape == (24, 11) and data["c_peptide"].shape == (24, 11) and np.all(truth["SI"] > 0)
     # the truths are not drawn around the fit's prior centres
     assert om.SYNTHETIC_PARAMETERS["p2"][0] != om.OMM_PARAMS[2].prior_median
     with pytest.raises(ValueError, match="times_min"):
         om.synthetic_ogtt_cohort(5, times_min=[10.0, 20.0])
 
 
-def test_vpop_fit_cli_matches_the_python_fit_and_resumes(ohashi, tmp_path):
+def test_vpop_fit_cli_matches_the_python_fit_and_resumes(subset_fit, tmp_path):
     from vpop.cli import main
 
-    sub = pd.concat([d.head(8) for _, d in ohashi.groupby("group")])  # as above: the compiled fit is reused
+    sub, table, _ = subset_fit  # as above: the compiled fit is reused
     om.ohashi_tidy(sub).to_csv(tmp_path / "ogtt.csv", index=False)
     (tmp_path / "fit.yaml").write_text("name: subset\ndata:\n  csv: ogtt.csv\n  dose_g: 75\n")
     out = tmp_path / "out"
     assert main(["fit", str(tmp_path / "fit.yaml"), "--out", str(out)]) == 0
     params = pd.read_csv(out / "parameters.csv")
     assert list(params.columns) == ["subject", "parameter", "unit", "estimate", "standard_error", "relative_se [1]", "converged"]
-    table, _ = om.fit_ohashi(sub)
     si = params[params["parameter"] == "SI"].set_index("subject")["estimate"]
     np.testing.assert_allclose(si.loc[table["subject"]].to_numpy(), table["SI [1/min per µU/mL]"], rtol=1e-5)  # same optimum (subjects in another order)
     assert (out / "fit.ckpt.npz").exists() and (out / "identifiability.csv").exists()

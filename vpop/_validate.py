@@ -229,7 +229,7 @@ def check_ohashi_clamp_gir_prediction(df=None) -> list[dict]:
     ]
 
 
-def check_parameter_recovery(n_people: int = 1000, seed: int = 0) -> list[dict]:
+def check_parameter_recovery(n_people: int = 1000, seed: int = 0, **kw) -> list[dict]:
     """The joint OGTT model (oral minimal model for glucose, Breda 2001 C-peptide model; ``vpop._ohashi``)
     fitted to ``n_people`` synthetic frequently sampled 2-h OGTTs (12 samples) simulated from known
     parameters (``vpop._ohashi.synthetic_ogtt_cohort``: Ohashi insulin curves as forcing, truths from the
@@ -237,13 +237,15 @@ def check_parameter_recovery(n_people: int = 1000, seed: int = 0) -> list[dict]:
     C-peptide 5%). The fit alone decides identifiability (``recovery_identifiability``: Laplace-predicted
     median absolute relative error ≤ 10% and not prior-dominated); each identifiable parameter must have a
     median absolute relative error ≤ 10% against the truth (the issue); the others are named with their
-    errors. At least one parameter must be identifiable.
+    errors. At least one parameter must be identifiable. ``kw`` go to ``parameter_recovery`` (the tests
+    use a smaller design).
     """
-    from ._ohashi import RECOVERY_TARGET, parameter_recovery
+    from ._ohashi import FS_OGTT_TIMES_MIN, RECOVERY_TARGET, parameter_recovery
 
-    ident, res = parameter_recovery(n_people, seed=seed)
+    ident, res = parameter_recovery(n_people, seed=seed, **kw)
     name = "parameter_recovery"
-    src = f"synthetic cohort of {n_people} (OMM + C-peptide model, 12-sample 75 g OGTT, seed {seed})"
+    n_samples = len(kw.get("times_min", FS_OGTT_TIMES_MIN))
+    src = f"synthetic cohort of {n_people} (OMM + C-peptide model, {n_samples}-sample 75 g OGTT, seed {seed})"
     mdare, pred = "median_abs_relative_error [1]", "predicted_median_abs_relative_error [1]"
     others = "; ".join(f"{r['parameter']} (MdARE {r[mdare]:.3f}, predicted {r[pred]:.3f}: {r['reason']})"
                        for _, r in ident[~ident["identifiable"]].iterrows())
