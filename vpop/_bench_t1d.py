@@ -21,8 +21,10 @@ environment of its own); otherwise the row reports the vpop figures with no rati
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -38,9 +40,42 @@ from ._bench import _time_calls, peak_rss_mb
 from ._t1d import default_t1d_substeps
 
 CASE = "t1d_uva_padova"
-#: Fast-mode configurations timed: (fast_solver, substeps per 5-min step); ``None`` = the
-#: :func:`vpop.simulate_t1d` default (steps of at most 5/3 min: 3 per 5-min step); 5 = 1-min steps.
-FAST_CONFIGS = (("bosh3", None), ("bosh3", 5))
+#: Fast-mode configurations timed: (fast_solver, substeps per 5-min step, host devices); ``None``
+#: substeps = the :func:`vpop.simulate_t1d` default (steps of at most 5/3 min: 3 per 5-min step);
+#: 5 = 1-min steps. Host devices ``"cores"``: the default configuration in a child process with one
+#: XLA host device per CPU core (``--xla_force_host_platform_device_count``) and the person axis
+#: sharded across them (:func:`vpop.use_devices`), i.e. every core busy; ``None``: this process,
+#: one device (XLA:CPU runs one computation on one thread).
+FAST_CONFIGS = (("bosh3", None, None), ("bosh3", 5, None), ("bosh3", None, "cores"))
+
+_CHILD = """
+import json, sys, hashlib
+import numpy as np, jax, vpop
+from vpop._bench import _time_calls
+n_rep, repeats = int(sys.argv[1]), int(sys.argv[2])
+cohort = vpop.uva_padova_cohort(replicate=n_rep)
+scenario = vpop.T1DScenario.daily(1, step_min=5.0)
+def call():
+    with vpop.use_devices("all"):
+        res = vpop.simulate_t1d(cohort, scenario, vpop.BasalBolus(), mode="fast", seed=0, saved_states=("glucose_plasma",))
+    return np.asarray(res.states["glucose_plasma"]), np.asarray(res.status)
+first, median, (g, status) = _time_calls(call, repeats)
+print(json.dumps({"first": first, "median": median, "n": cohort.n_people, "n_devices": len(jax.devices()),
+                  "sha256": hashlib.sha256(np.ascontiguousarray(g).tobytes()).hexdigest(),
+                  "n_ok": int(np.sum(status == 0))}))
+"""
+
+
+def _sharded_child(replicate: int, repeats: int, n_devices: int) -> dict:
+    """Time the default configuration in a child process with ``n_devices`` XLA host devices."""
+    import os
+
+    env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n_devices}").strip())
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(replicate), str(repeats)], capture_output=True, text=True,
+                          env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sharded T1D child failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 #: The naive baseline runs on at most this many people.
 NAIVE_CAP = 1020
 NAIVE_RTOL = 1e-6
@@ -175,15 +210,29 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
         naive_rate = n_naive * scenario.duration_days / naive_median
 
     rows = []
-    for fast_solver, substeps in FAST_CONFIGS[:1] if quick else FAST_CONFIGS:
-        def call():
-            res = vpop.simulate_t1d(cohort, scenario, ctrl, mode="fast", seed=0, saved_states=("glucose_plasma",),
-                                    substeps=substeps, fast_solver=fast_solver)
-            return np.asarray(res.states["glucose_plasma"]), np.asarray(res.status)
+    single_sha = None
+    for fast_solver, substeps, host in FAST_CONFIGS[:1] if quick else FAST_CONFIGS:
+        n_devices = 1
+        if host == "cores":
+            n_devices = os.cpu_count() or 1
+            if jax.default_backend() != "cpu" or n_devices < 2:
+                continue  # one core (or an accelerator): nothing to shard across host cores
+            child = _sharded_child(replicate, repeats, n_devices)
+            first, median, status = child["first"], child["median"], np.zeros(child["n_ok"])
+            identical = child["sha256"] == single_sha
+        else:
+            def call():
+                res = vpop.simulate_t1d(cohort, scenario, ctrl, mode="fast", seed=0, saved_states=("glucose_plasma",),
+                                        substeps=substeps, fast_solver=fast_solver)
+                return np.asarray(res.states["glucose_plasma"]), np.asarray(res.status)
 
-        first, median, (_, status) = _time_calls(call, repeats)
+            first, median, (g, status) = _time_calls(call, repeats)
+            identical = None
+            if substeps is None:
+                single_sha = hashlib.sha256(np.ascontiguousarray(g).tobytes()).hexdigest()
         pd_per_s = n * scenario.duration_days / median
-        error, n_failed_30 = (None, None) if quick else fast_mode_error_mg_dl(fast_solver, substeps)
+        # the sharded row gives the same numbers bit for bit (identical_to_one_device): its accuracy is the first row's
+        error, n_failed_30 = (None, None) if (quick or host) else fast_mode_error_mg_dl(fast_solver, substeps)
         steps = substeps or default_t1d_substeps(scenario.step_min)
         row = {
             "case": CASE,
@@ -200,6 +249,8 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
             "naive_baseline_n_people": None if naive_rate is None else n_naive,
             "naive_baseline_compile_s": None if naive_rate is None else round(max(naive_first - naive_median, 0.0), 3),
             "fast_solver": fast_solver,
+            "host_devices": n_devices,
+            "identical_to_one_device": identical,
             "step_min": round(scenario.step_min / steps, 4),
             "output_every_min": scenario.step_min,
             "max_abs_error_mg_dl": None if error is None else round(error, 4),
@@ -208,7 +259,7 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
             "repeats": repeats,
             "mode": "fast",
             "dtype": "float32",
-            "n_ok": int(np.sum(status == vpop.Status.OK)),
+            "n_ok": int(status.size) if host == "cores" else int(np.sum(status == vpop.Status.OK)),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "vpop_version": vpop.__version__,
             "jax_version": jax.__version__,
