@@ -293,6 +293,13 @@ def _mechanism_checks():
     return m
 
 
+def _progression_checks():
+    """Checks of the progression model (issue 5), documented in ``vpop._progression``."""
+    from . import _progression as p
+
+    return p
+
+
 #: Every check by name.
 CHECKS: dict[str, Callable[[], list[dict]]] = {
     "dallaman2007_biomd379": check_dallaman2007_biomd379,
@@ -309,7 +316,7 @@ CHECKS: dict[str, Callable[[], list[dict]]] = {
     "gluconeogenesis_fasting": lambda: _mechanism_checks().check_gluconeogenesis_fasting(),
     "hypoglycaemia_counterregulation": lambda: _mechanism_checks().check_hypoglycaemia_counterregulation(),
     "exercise_t1d": lambda: _mechanism_checks().check_exercise_t1d(),
-    "dpp_lifestyle": lambda: __import__("vpop._progression", fromlist=["x"]).check_dpp_lifestyle(),
+    "dpp_lifestyle": lambda: _progression_checks().check_dpp_lifestyle(),
 }
 
 
