@@ -18,9 +18,11 @@ Model (after Dalla Man C, Caumo A, Cobelli C, IEEE TBME 2002;49:419, re-derived 
   scale, by MAP with log-normal priors (SG: median 0.025, ω 0.3; p2: median 0.015, ω 0.5; Ra
   ratios: the Dalla Man shape, ω 0.5; SI: a weak prior, median 3.5e-4, ω 2) and a proportional
   2% glucose error (the assay CV used for the minimal model). Fit to the glucose samples at 30,
-  60, 90 and 120 min with :mod:`vpop._fit`, every subject in one vmapped job.
-* Integration: classic RK4, 1-min steps, float64 (time constants ≥ 10 min; the forcing and Ra
-  are linear between breakpoints that fall on steps).
+  60, 90 and 120 min (with the C-peptide samples below) with :mod:`vpop._fit`, every subject in one
+  vmapped job.
+* Integration: classic RK4, 1-min steps, float64 (time constants ≥ 6 min, the fast C-peptide
+  exchange included; the fitted T_static keeps RK4 stable down to 0.36 min; the forcing and Ra are linear between breakpoints that fall on steps and are
+  evaluated at the stage times before the time loop).
 
 C-peptide: the oral C-peptide minimal model (Breda E, Cavaghan MK, Toffolo G, Polonsky KS, Cobelli C,
 Diabetes 2001;50:150; indices as in Cobelli C et al., Diabetes 2007;56:1284), re-derived here, is
