@@ -48,8 +48,9 @@ Glucotoxicity (Ha, Satin & Sherman 2016, Endocrinology 157:624)
 With ``glucotoxicity: "ha2016"`` (default) beta-cell function also carries Ha's glucotoxic factor
 σ_MI: a slow state ``log f`` relaxes with τσ towards ``log σ_MI(G)`` of the person's mean 24-h
 glucose (Ha's human switch: ≈ 1 below 120 mg/dL, 0.92 at 130, 0.62 at 140, 0.17 at 150), and
-``log b`` is shifted by its change from baseline (the calibrated baseline already contains the
-baseline glycaemia). Glucose above ≈ 125 mg/dL therefore sets off Ha's self-reinforcing loss of
+``log b`` is shifted by its fall from baseline (the calibrated baseline already contains the
+baseline glycaemia, so a rise above it is not counted: that would count the baseline's
+glucotoxicity twice). Glucose above ≈ 125 mg/dL therefore sets off Ha's self-reinforcing loss of
 function, and lowering glucose (an intervention) stops it. Ha's model has no meals, so its G is
 both the mean and the fasting level; vpop drives the switch with the mean 24-h glucose (the beta
 cells' exposure) by default, or with fasting glucose (``glucotoxicity_glucose: "fasting"``). The
@@ -288,7 +289,10 @@ def simulate_progression(pop, n_people: int, *, config: ProgressionConfig | None
                 log_b = (log_b_star + hyper["compensation"] * ((log_sh + log_sp) * 0.5 - e0)
                          - jnp.asarray(k_auto) * jnp.maximum(t - jnp.asarray(t_onset), 0.0))
                 log_b = jnp.maximum(log_b, LOG_B_FLOOR)
-            log_b_eff = jnp.maximum(log_b + (log_f - log_f0), LOG_B_FLOOR)
+            # glucotoxicity only takes function away from the calibrated baseline: recovering from the
+            # baseline's own glucotoxic state would count the calibrated state's glucotoxicity twice
+            # (with Topp's expansion on top it ran away into hypoglycaemia)
+            log_b_eff = jnp.maximum(log_b + jnp.minimum(log_f - log_f0, 0.0), LOG_B_FLOOR)
             p = fasting(log_sh, log_sp, log_b_eff, bw, egp)
             g_day = _mean_day_glucose(p)
             chain = _chain_step(chain, hba1c_percent(g_day, base.rbc_age_d), cfg.step_days, k_chain)
