@@ -244,32 +244,14 @@ class DallaMan2007MechanisticLiverParams(DallaMan2007LiverParams, BetaCellParams
         return {k: getattr(self, k) for k in LIVER_MECHANISTIC_PARAMETER_SPECS}
 
 
-class DallaManMechanisticLiverState(NamedTuple):
-    """:class:`DallaManLiverState` plus the beta-cell states."""
-
-    glucose_plasma: ArrayLike
-    glucose_tissue: ArrayLike
-    insulin_liver: ArrayLike
-    insulin_plasma: ArrayLike
-    stomach_solid: ArrayLike
-    stomach_liquid: ArrayLike
-    gut: ArrayLike
-    insulin_signal_1: ArrayLike
-    insulin_signal_egp: ArrayLike
-    insulin_action: ArrayLike
-    insulin_portal: ArrayLike
-    secretion_static: ArrayLike
-    meal_dose: ArrayLike
-    glycogen_liver: ArrayLike
-    glucagon_pg_per_ml: ArrayLike
-    glucagon_secretion_rel: ArrayLike
-    glucagon_action_pg_per_ml: ArrayLike
-    epinephrine_pg_per_ml: ArrayLike
-    epinephrine_action_pg_per_ml: ArrayLike
-    atp_adp_ratio: ArrayLike  #: beta-cell ATP/ADP [1]
-    rrp_insulin: ArrayLike  #: readily releasable pool [pmol/kg]
-    amplifying_signal: ArrayLike  #: metabolic amplifying signal [1]
-    incretin_signal: ArrayLike  #: incretin drive [mg/kg/min]
+#: :class:`DallaManLiverState` plus the beta-cell states of
+#: :class:`~vpop.models.DallaMan2007Mechanistic` (ATP/ADP [1], readily releasable pool [pmol/kg],
+#: amplifying signal [1], incretin drive [mg/kg/min]), in that order
+DallaManMechanisticLiverState = NamedTuple(  # noqa: UP014 - fields built from the two parents
+    "DallaManMechanisticLiverState",
+    [(f, ArrayLike) for f in DallaManLiverState._fields + BetaCellState._fields],
+)
+DallaManMechanisticLiverState.__doc__ = ":class:`DallaManLiverState` plus the beta-cell states."
 
 
 _N_LIVER = len(DallaManLiverState._fields)
