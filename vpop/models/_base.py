@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -49,3 +49,14 @@ class AbstractModel(eqx.Module):
             dtype = jnp.result_type(p.VG)
             y = y._replace(**{k: jnp.broadcast_to(jnp.asarray(v, dtype), jnp.shape(p.VG)) for k, v in overrides.items()})
         return y
+
+
+def concat_state(name: str, doc: str, *parts) -> type:
+    """A model state (``NamedTuple``) whose fields are those of ``parts`` (state classes), in order:
+    a coupled model's state is its parents' states side by side."""
+    fields = [f for part in parts for f in part._fields]
+    if len(set(fields)) != len(fields):
+        raise ValueError(f"{name}: duplicate state names in {[p.__name__ for p in parts]}")
+    cls = NamedTuple(name, [(f, object) for f in fields])
+    cls.__doc__ = doc
+    return cls

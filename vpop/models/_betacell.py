@@ -67,6 +67,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from .._parameters import ParamSpec, check_parameters
+from ._base import concat_state
 from ._dallaman2007 import (
     PARAMETER_SPECS as DALLAMAN_SPECS,
     STATE_UNITS as DALLAMAN_STATE_UNITS,
@@ -427,27 +428,12 @@ class DallaMan2007MechanisticParams(DallaMan2007Params, BetaCellParams):
         return BetaCellParams(**{k: getattr(self, k) for k in BETACELL_PARAMETER_SPECS})
 
 
-class DallaManMechanisticState(NamedTuple):
-    """:class:`~vpop.models.DallaManState` plus the beta-cell states (``secretion_static`` is unused
-    and stays constant)."""
-
-    glucose_plasma: ArrayLike
-    glucose_tissue: ArrayLike
-    insulin_liver: ArrayLike
-    insulin_plasma: ArrayLike
-    stomach_solid: ArrayLike
-    stomach_liquid: ArrayLike
-    gut: ArrayLike
-    insulin_signal_1: ArrayLike
-    insulin_signal_egp: ArrayLike
-    insulin_action: ArrayLike
-    insulin_portal: ArrayLike
-    secretion_static: ArrayLike
-    meal_dose: ArrayLike
-    atp_adp_ratio: ArrayLike  #: beta-cell ATP/ADP [1]
-    rrp_insulin: ArrayLike  #: readily releasable pool [pmol/kg]
-    amplifying_signal: ArrayLike  #: metabolic amplifying signal [1]
-    incretin_signal: ArrayLike  #: incretin drive [mg/kg/min]
+#: :class:`~vpop.models.DallaManState` plus the beta-cell states (:class:`BetaCellState`: ATP/ADP [1],
+#: readily releasable pool [pmol/kg], amplifying signal [1], incretin drive [mg/kg/min])
+DallaManMechanisticState = concat_state(
+    "DallaManMechanisticState",
+    ":class:`~vpop.models.DallaManState` plus the beta-cell states (``secretion_static`` is unused and stays constant).",
+    DallaManState, BetaCellState)
 
 
 _N_DM = len(DallaManState._fields)

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from jaxtyping import ArrayLike
 
 from .._parameters import ParamSpec
+from ._base import concat_state
 from ._betacell import (
     BETACELL_PARAMETER_SPECS,
     BETACELL_STATE_UNITS,
@@ -102,28 +103,17 @@ class DallaMan2007LiverParams(DallaMan2007Params, LiverParams, Counterregulation
         return {k: getattr(self, k) for k in LIVER_MODEL_PARAMETER_SPECS}
 
 
-class DallaManLiverState(NamedTuple):
-    """:class:`~vpop.models.DallaManState` plus liver glycogen and the counter-regulation states."""
-
-    glucose_plasma: ArrayLike
-    glucose_tissue: ArrayLike
-    insulin_liver: ArrayLike
-    insulin_plasma: ArrayLike
-    stomach_solid: ArrayLike
-    stomach_liquid: ArrayLike
-    gut: ArrayLike
-    insulin_signal_1: ArrayLike
-    insulin_signal_egp: ArrayLike
-    insulin_action: ArrayLike
-    insulin_portal: ArrayLike
-    secretion_static: ArrayLike
-    meal_dose: ArrayLike
+class _GlycogenState(NamedTuple):
     glycogen_liver: ArrayLike  #: liver glycogen [mg/kg of body weight, glucose equivalents]
-    glucagon_pg_per_ml: ArrayLike  #: plasma glucagon [pg/mL]
-    glucagon_secretion_rel: ArrayLike  #: static glucagon secretion relative to basal [1]
-    glucagon_action_pg_per_ml: ArrayLike  #: glucagon action on the liver [pg/mL]
-    epinephrine_pg_per_ml: ArrayLike  #: plasma epinephrine [pg/mL]
-    epinephrine_action_pg_per_ml: ArrayLike  #: epinephrine action on the liver [pg/mL]
+
+
+#: :class:`~vpop.models.DallaManState` plus liver glycogen [mg/kg of body weight, glucose
+#: equivalents] and the counter-regulation states (plasma glucagon and its action [pg/mL], static
+#: glucagon secretion relative to basal [1], plasma epinephrine and its action [pg/mL]); units in
+#: ``STATE_UNITS``
+DallaManLiverState = concat_state(
+    "DallaManLiverState", ":class:`~vpop.models.DallaManState` plus liver glycogen and the counter-regulation states.",
+    DallaManState, _GlycogenState, CounterregulationState)
 
 
 _N_DM = len(DallaManState._fields)
@@ -244,14 +234,9 @@ class DallaMan2007MechanisticLiverParams(DallaMan2007LiverParams, BetaCellParams
         return {k: getattr(self, k) for k in LIVER_MECHANISTIC_PARAMETER_SPECS}
 
 
-#: :class:`DallaManLiverState` plus the beta-cell states of
-#: :class:`~vpop.models.DallaMan2007Mechanistic` (ATP/ADP [1], readily releasable pool [pmol/kg],
-#: amplifying signal [1], incretin drive [mg/kg/min]), in that order
-DallaManMechanisticLiverState = NamedTuple(  # noqa: UP014 - fields built from the two parents
-    "DallaManMechanisticLiverState",
-    [(f, ArrayLike) for f in DallaManLiverState._fields + BetaCellState._fields],
-)
-DallaManMechanisticLiverState.__doc__ = ":class:`DallaManLiverState` plus the beta-cell states."
+#: :class:`DallaManLiverState` plus the beta-cell states of :class:`~vpop.models.DallaMan2007Mechanistic`
+DallaManMechanisticLiverState = concat_state(
+    "DallaManMechanisticLiverState", ":class:`DallaManLiverState` plus the beta-cell states.", DallaManLiverState, BetaCellState)
 
 
 _N_LIVER = len(DallaManLiverState._fields)
