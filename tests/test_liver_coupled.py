@@ -13,17 +13,22 @@ def cohort():
     return model0, dm
 
 
-def test_basal_is_steady_but_for_glycogen(cohort):
-    _, dm = cohort
-    model = DallaMan2007Liver()
+def _basal_steady_but_for_glycogen(model, dm):
+    """``(params, basal state, derivatives)``; every derivative but glycogen's is zero at basal."""
     p = model.make_params(dm)
     y0 = model.initial_state(p)
     d = model.vector_field(0.0, y0, p)
     for name, v in d._asdict().items():
-        if name == "glycogen_liver":
-            assert np.all(np.asarray(v) < 0)  # the overnight liver keeps losing glycogen
-        else:
+        if name != "glycogen_liver":
             assert np.max(np.abs(np.asarray(v))) < 1e-9, name
+    return p, y0, d
+
+
+def test_basal_is_steady_but_for_glycogen(cohort):
+    _, dm = cohort
+    model = DallaMan2007Liver()
+    p, y0, d = _basal_steady_but_for_glycogen(model, dm)
+    assert np.all(np.asarray(d.glycogen_liver) < 0)  # the overnight liver keeps losing glycogen
     # basal EGP matched by one common scale of glycogenolysis and GNG
     default = model.make_params(dm, match_basal_egp=False)
     scale = np.asarray(p.gng_rate) / np.asarray(default.gng_rate)
@@ -65,12 +70,7 @@ def test_every_link_model_basal_and_links(cohort):
 
     _, dm = cohort
     model = DallaMan2007MechanisticLiver()
-    p = model.make_params(dm)
-    y0 = model.initial_state(p)
-    d = model.vector_field(0.0, y0, p)
-    for name, v in d._asdict().items():
-        if name != "glycogen_liver":
-            assert np.max(np.abs(np.asarray(v))) < 1e-9, name
+    p, y0, _ = _basal_steady_but_for_glycogen(model, dm)
     np.testing.assert_allclose(np.asarray(model.fluxes(y0, p).S_po), np.asarray(dm.Sb), rtol=1e-9)
     y_hi = y0._replace(glucose_plasma=y0.glucose_plasma * 1.6)
     d_hi = model.vector_field(0.0, y_hi, p)

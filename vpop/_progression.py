@@ -288,9 +288,9 @@ def simulate_progression(pop, n_people: int, *, config: ProgressionConfig | None
     def run(F, BW, EGP):
         log_sh0, log_sp0, log_b0 = factors(F[0], 0.0)
         p0 = fasting(log_sh0, log_sp0, log_b0, BW[0], EGP[0])
-        a1c0 = hba1c_percent(_mean_day_glucose(p0), base.rbc_age_d)
-        chain0 = jnp.stack([a1c0, a1c0, a1c0])
         g_day0 = _mean_day_glucose(p0)
+        a1c0 = hba1c_percent(g_day0, base.rbc_age_d)
+        chain0 = jnp.stack([a1c0, a1c0, a1c0])
         # glucotoxic function factor (Ha 2016): starts at its equilibrium for the baseline glycaemia,
         # which the calibrated cross-sectional state already contains; only changes act
         drive0 = p0.Gb if cfg.glucotoxicity_glucose == "fasting" else g_day0
@@ -525,8 +525,8 @@ def dpp_trial(pop=None, n_people: int = 8000, *, seed: int = 0, years: float = 3
     base = observed_tests(ctl, seed=seed + 500)
     t0 = base["time [years]"].min()
     b = base[base["time [years]"] == t0].set_index("person")
-    bmi = people[people["arm"] == "control"].set_index("person")["bmi_kg_per_m2"]
-    ok = people[people["arm"] == "control"].set_index("person")["status"] == "OK"
+    ctl_people = people[people["arm"] == "control"].set_index("person")
+    bmi, ok = ctl_people["bmi_kg_per_m2"], ctl_people["status"] == "OK"
     eligible = (b["fpg [mg/dL]"].between(95, 126, inclusive="left") & b["ogtt_2h_glucose [mg/dL]"].between(140, 200, inclusive="left")
                 & (bmi >= 24) & ok)
     idx = eligible[eligible].index
