@@ -241,32 +241,18 @@ def test_stream_is_independent_of_chunk_size_and_does_not_recompile(tmp_path, mo
     pd.testing.assert_frame_equal(streamed, expected, check_exact=False, rtol=1e-12)
 
 
-_MEMORY_CHILD = """
-import gc, json, sys
-sys.path.insert(0, sys.argv[2])
-import jax
-from test_scale import _stream_config
-from vpop._stream import stream_study
-
-seen = []
-
-def on_chunk(info):
-    gc.collect()
-    arrays = jax.live_arrays()
-    seen.append({**info, "live": len(arrays), "live_bytes": sum(a.nbytes for a in arrays)})
-
-stream_study(_stream_config(512 * 10, 512, save_every_min=1), sys.argv[1], progress=False, on_chunk=on_chunk)
-print(json.dumps(seen))
-"""
-
-
 def test_stream_memory_stays_flat(tmp_path):
-    # in a fresh process: the resident memory of a test worker that has run other tests moves by
-    # tens of MiB on its own, more than the bound below
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(tmp_path / "out"), os.path.dirname(__file__)],
-                          capture_output=True, text=True, timeout=300, env=_env(), check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    from vpop._stream import stream_study
+
+    config = _stream_config(512 * 10, 512, save_every_min=1)
+    seen = []
+
+    def on_chunk(info):
+        gc.collect()
+        arrays = jax.live_arrays()
+        seen.append({**info, "live": len(arrays), "live_bytes": sum(a.nbytes for a in arrays)})
+
+    stream_study(config, tmp_path / "out", progress=False, on_chunk=on_chunk)
     assert len(seen) == 10
     # no device buffer survives a chunk: the same live arrays after every chunk
     assert len({(s["live"], s["live_bytes"]) for s in seen[1:]}) == 1
