@@ -244,7 +244,8 @@ def test_stream_is_independent_of_chunk_size_and_does_not_recompile(tmp_path, mo
 def test_stream_memory_stays_flat(tmp_path):
     from vpop._stream import stream_study
 
-    config = _stream_config(512 * 10, 512, save_every_min=1)
+    n_chunks = 24
+    config = _stream_config(512 * n_chunks, 512, save_every_min=1)
     seen = []
 
     def on_chunk(info):
@@ -253,16 +254,21 @@ def test_stream_memory_stays_flat(tmp_path):
         seen.append({**info, "live": len(arrays), "live_bytes": sum(a.nbytes for a in arrays)})
 
     stream_study(config, tmp_path / "out", progress=False, on_chunk=on_chunk)
-    assert len(seen) == 10
+    assert len(seen) == n_chunks
     # no device buffer survives a chunk: the same live arrays after every chunk
     assert len({(s["live"], s["live_bytes"]) for s in seen[1:]}) == 1
     if seen[0]["rss_mb"] is not None:
-        # keeping one chunk's glucose and insulin traces (512 people × 1441 points × 2 × 4 bytes) per
-        # chunk would add 5.6 MiB a chunk; allow less than half of that as allocator noise
+        # Keeping one chunk's glucose and insulin traces (512 people x 1441 points x 2 x 4 bytes)
+        # would add 5.6 MiB a chunk; the trend must stay under half of that. The trend is the
+        # least-squares slope after the first third of the chunks: resident memory jumps by about
+        # +-10 MiB from chunk to chunk (allocator arenas) and settles over the first few chunks, so
+        # a difference of two single readings (the test's first form) failed on noise alone.
         per_chunk = 512 * 1441 * 2 * 4 / 2**20
-        growth = seen[-1]["rss_mb"] - seen[1]["rss_mb"]
-        assert growth < 0.5 * per_chunk * (len(seen) - 2), (growth, [s["rss_mb"] for s in seen])
-    assert pq.ParquetFile(tmp_path / "out" / "summary.parquet").metadata.num_rows == 5120
+        rss = np.array([s["rss_mb"] for s in seen])
+        k = n_chunks // 3
+        slope = np.polyfit(np.arange(k, n_chunks), rss[k:], 1)[0]
+        assert slope < 0.5 * per_chunk, (slope, rss.round(1).tolist())
+    assert pq.ParquetFile(tmp_path / "out" / "summary.parquet").metadata.num_rows == 512 * n_chunks
 
 
 def test_stream_config_rules(tmp_path):
