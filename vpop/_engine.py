@@ -352,7 +352,10 @@ def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstat
     """Batched state: scan over output intervals; fixed-step Runge–Kutta inside each interval."""
     TRACE_COUNTS["fast"] += 1
     term = _term(model)
-    solver = FAST_SOLVERS[solver_name]()
+    # a model may advance a whole interval itself (``model.fast_interval_stepper``; None: diffrax)
+    stepper = getattr(model, "fast_interval_stepper", None)
+    advance = None if stepper is None else stepper(solver_name, params, dt, substeps)
+    solver = FAST_SOLVERS.get(solver_name, diffrax.Bosh3)()
     h = dt / substeps
     dtype = y0.glucose_plasma.dtype
     # the policy is written per person; run it over the person axis with vmap
@@ -373,6 +376,8 @@ def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstat
             y1, _, _, state, _ = solver.step(term, t, t + h, y, args, state, made_jump=False)
             return (y1, state), None
 
+        if advance is not None:
+            return (advance(y, u), ps, finite, gmin), (_select(y, names), record)
         # init after the node's jump: the FSAL derivative is recomputed from the jumped state
         state0 = solver.init(term, t0, t0 + h, y, args)
         (y1, _), _ = jax.lax.scan(sub, (y, state0), jnp.arange(substeps, dtype=dtype), unroll=True)
@@ -403,8 +408,9 @@ def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, po
     :func:`use_devices` context, else no sharding). Returns ``(saved_states, records, status)``.
     """
     names = tuple(model.State._fields) if saved_states is None else tuple(saved_states)
-    if fast_solver not in FAST_SOLVERS:
-        raise ValueError(f"fast_solver={fast_solver!r}; allowed: {sorted(FAST_SOLVERS)}")
+    model_schemes = tuple(getattr(model, "fast_schemes", ()))
+    if fast_solver not in FAST_SOLVERS and fast_solver not in model_schemes:
+        raise ValueError(f"fast_solver={fast_solver!r}; allowed: {sorted(FAST_SOLVERS) + sorted(model_schemes)}")
     policy = OpenLoop() if policy is None else policy
     n = int(jnp.shape(params.BW)[0])
     if pstate0 is None:

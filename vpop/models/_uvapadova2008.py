@@ -161,6 +161,12 @@ class UvaPadova2008(AbstractModel):
     """
 
     clip_egp: bool = eqx.field(static=True, default=True)
+    #: fast mode: step ``"bosh3"`` with :func:`fast_bosh3_stepper` (same tableau as diffrax ``Bosh3``,
+    #: written out on the state arrays; 1.8× faster on the T1D bench) instead of diffrax
+    fast_direct: bool = eqx.field(static=True, default=True)
+
+    #: fast-mode schemes of this model's own (``fast_solver=``), besides the engine's diffrax ones
+    fast_schemes = ()
 
     name = "UvaPadova2008"
     Params = UvaPadova2008Params
@@ -216,6 +222,18 @@ class UvaPadova2008(AbstractModel):
         dose = jnp.where(starts, q_sto + intake, jnp.where(eating, y.meal_dose + intake, y.meal_dose))
         return y._replace(meal_dose=dose, eating_rate_last=rate)
 
+    def fast_interval_stepper(self, scheme: str, p: UvaPadova2008Params, dt_min: float, substeps: int):
+        """``advance(y, u)`` over one fast-mode interval of ``dt_min`` in ``substeps`` steps, or ``None``
+        where the engine steps the scheme with diffrax (subclasses with more states, ``fast_direct=False``,
+        schemes other than ``"bosh3"`` and :attr:`fast_schemes`)."""
+        if self.State is not UvaPadovaState:
+            if scheme in self.fast_schemes:
+                raise ValueError(f"fast_solver={scheme!r} is for {UvaPadova2008.__name__} only, not {self.name}")
+            return None
+        if scheme == "bosh3" and self.fast_direct:
+            return fast_bosh3_stepper(self, p, dt_min, substeps)
+        return None
+
     def glucose_mg_per_dl(self, y, p):
         return y.glucose_plasma / p.VG
 
@@ -239,3 +257,99 @@ class UvaPadova2008(AbstractModel):
     def protocol_inputs(self, protocol, n_people: int) -> UvaPadovaInputs:
         """Per-interval inputs of a T1D protocol (see :class:`vpop.t1d.InsulinProtocol`)."""
         return protocol.inputs(n_people)
+
+
+# --------------------------------------------------------------------------- fast-mode stepping
+
+
+class _FastConstants(NamedTuple):
+    """Per-person combinations of parameters used by the fast-mode right-hand side (computed once)."""
+
+    ra_per_mg: Array  #: f·kabs/BW [1/(kg·min)]
+    inv_VI: Array  #: 1/VI [kg/L]
+    ins_per_u: Array  #: PMOL_PER_U/BW [pmol/(kg·U)]
+    m2_m4: Array
+    m1_m30: Array
+    ka1_kd: Array
+    p2u_Ib: Array
+    half_range: Array  #: (kmax − kmin)/2 [1/min]
+
+
+def _fast_constants(p: UvaPadova2008Params) -> _FastConstants:
+    return _FastConstants(p.f * p.kabs / p.BW, 1.0 / p.VI, PMOL_PER_U / p.BW, p.m2 + p.m4, p.m1 + p.m30,
+                          p.ka1 + p.kd, p.p2u * p.Ib, 0.5 * (p.kmax - p.kmin))
+
+
+def _interval_gastric(c: _FastConstants, p, dose_mg):
+    """Gastric-emptying coefficients for one interval (the dose is constant over it):
+    ``kempt = kmax + g·(tanh(a·Q − a0) − tanh(c·Q − c0))`` (g = 0 before any meal)."""
+    has_dose = dose_mg > 0
+    D = jnp.where(has_dose, dose_mg, 1.0)
+    aa = 5.0 / (2.0 * D * (1.0 - p.b))
+    cc = 5.0 / (2.0 * D * p.d)
+    return jnp.where(has_dose, c.half_range, 0.0), aa, aa * (p.b * D), cc, cc * (p.d * D)
+
+
+def _fast_rhs(y, p, c: _FastConstants, gastric, carbs_mg_per_min, ins_pmol_per_kg_min, clip_egp: bool):
+    """``dy/dt`` of the 13 dynamic states (tuple in :class:`UvaPadovaState` order)."""
+    qs1, qs2, qgut, gp, gt, ip, x, i1, idd, il, isc1, isc2, gs = y
+    g, aa, a0, cc, c0 = gastric
+    k_empt = p.kmax + g * (jnp.tanh(aa * (qs1 + qs2) - a0) - jnp.tanh(cc * (qs1 + qs2) - c0))
+    egp = p.kp1 - p.kp2 * gp - p.kp3 * idd
+    if clip_egp:
+        egp = jnp.maximum(egp, 0.0)
+    e = p.ke1 * jnp.maximum(gp - p.ke2, 0.0)
+    u_id = (p.Vm0 + p.Vmx * x) * gt / (p.Km0 + gt)
+    i = ip * c.inv_VI
+    return (
+        carbs_mg_per_min - p.kmax * qs1,
+        p.kmax * qs1 - k_empt * qs2,
+        k_empt * qs2 - p.kabs * qgut,
+        egp + c.ra_per_mg * qgut - p.Fsnc - e - p.k1 * gp + p.k2 * gt,
+        -u_id + p.k1 * gp - p.k2 * gt,
+        -c.m2_m4 * ip + p.m1 * il + p.ka1 * isc1 + p.ka2 * isc2,
+        p.p2u * i - p.p2u * x - c.p2u_Ib,
+        p.ki * (i - i1),
+        p.ki * (i1 - idd),
+        p.m2 * ip - c.m1_m30 * il,
+        ins_pmol_per_kg_min - c.ka1_kd * isc1,
+        p.kd * isc1 - p.ka2 * isc2,
+        p.ksc * (gp - gs),
+    )
+
+
+def _axpy(y, h, *terms):
+    """``y + h·Σ wᵢ·kᵢ`` leafwise for ``terms = ((w₁, k₁), …)``."""
+    out = []
+    for j, yj in enumerate(y):
+        acc = terms[0][0] * terms[0][1][j]
+        for w, k in terms[1:]:
+            acc = acc + w * k[j]
+        out.append(yj + h * acc)
+    return tuple(out)
+
+
+def fast_bosh3_stepper(model: UvaPadova2008, p: UvaPadova2008Params, dt_min: float, substeps: int):
+    """Advance one interval with ``substeps`` Bogacki–Shampine 3 steps written out on the state arrays
+    (the tableau of diffrax ``Bosh3``, without its stage buffers and error estimate); the event
+    memories and the interval's gastric coefficients stay out of the stages."""
+    c = _fast_constants(p)
+    h = dt_min / substeps
+
+    def advance(y: UvaPadovaState, u: UvaPadovaInputs) -> UvaPadovaState:
+        dtype = jnp.result_type(y.glucose_plasma)
+        gastric = _interval_gastric(c, p, y.meal_dose)
+        carbs = jnp.asarray(u.carbs_g_per_min, dtype) * MG_PER_G
+        ins = jnp.asarray(u.insulin_u_per_min, dtype) * c.ins_per_u
+        f = lambda z: _fast_rhs(z, p, c, gastric, carbs, ins, model.clip_egp)
+        z = tuple(y[:13])
+        k1 = f(z)
+        for s in range(substeps):
+            k2 = f(_axpy(z, h, (0.5, k1)))
+            k3 = f(_axpy(z, h, (0.75, k2)))
+            z = _axpy(z, h, (2.0 / 9.0, k1), (1.0 / 3.0, k2), (4.0 / 9.0, k3))
+            if s + 1 < substeps:
+                k1 = f(z)
+        return UvaPadovaState(*z, y.meal_dose, y.eating_rate_last)
+
+    return advance
