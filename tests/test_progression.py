@@ -1,6 +1,7 @@
 """Progression over years: Topp beta-cell adaptation on the population's own glucose scale."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vpop._progression import ProgressionConfig, incidence_curve, simulate_progression
@@ -165,3 +166,28 @@ def test_ifg_progression_rates_count_people_by_baseline_band():
     assert r["n_people"].tolist() == [2, 2]
     assert r["cumulative_incidence [1]"].tolist() == [0.5, 1.0]
     assert np.isclose(r["annual_rate [1/yr]"].iloc[0], -np.log(0.5) / 2.0)
+
+
+def test_incidence_rr_by_bmi_pools_strata_by_mantel_haenszel():
+    from vpop._progression import incidence_rr_by_bmi
+
+    # two age strata (one sex) with different baseline risks and different BMI mixes: within each
+    # stratum the obese risk is twice the normal-weight risk (RR 2) and the overweight risk equal
+    # (RR 1); the crude obese RR is confounded by age (more obese people in the older, riskier stratum)
+    rows = []
+
+    def add(n, age, bmi, n_events):
+        for i in range(n):
+            rows.append({"arm": "control", "status": "OK", "baseline_ada_class": "normal", "age_y": age, "sex": "female",
+                         "bmi_kg_per_m2": bmi, "time_to_diabetes [years]": 1.0 if i < n_events else np.nan})
+
+    add(100, 30.0, 22.0, 10), add(50, 30.0, 33.0, 10), add(40, 30.0, 27.0, 4)   # young: 0.1 / 0.2 / 0.1
+    add(50, 70.0, 22.0, 15), add(200, 70.0, 33.0, 120), add(40, 70.0, 27.0, 12)  # old: 0.3 / 0.6 / 0.3
+    rows.append({**rows[0], "baseline_ada_class": "diabetes", "bmi_kg_per_m2": 33.0})  # prevalent: left out
+    rows.append({**rows[0], "status": "FAILED", "bmi_kg_per_m2": 33.0})  # failed: left out
+    r = incidence_rr_by_bmi(pd.DataFrame(rows)).set_index("bmi_class")
+    assert np.isclose(r.loc["obese", "relative_risk_mh [1]"], 2.0)
+    assert np.isclose(r.loc["overweight", "relative_risk_mh [1]"], 1.0)
+    assert r.loc["obese", "n_people"] == 250 and r.loc["obese", "n_events"] == 130
+    crude = r.loc["obese", "cumulative_incidence [1]"] / r.loc["obese", "normal_weight_cumulative_incidence [1]"]
+    assert crude > 2.5  # the confounded crude ratio differs from the pooled one

@@ -46,6 +46,11 @@ Checks
     40–70% (the DPP: 58%). The control arm's incidence and progression from impaired fasting
     glucose (Nichols 2007) are reported with it.
 
+``bmi_incidence_rr``
+    Ten years of progression on ``us_adults``: the age- and sex-adjusted relative risk of diabetes
+    of overweight and obese against normal-weight people lies in Abdullah 2010's 95% intervals
+    (:func:`vpop._progression.incidence_rr_by_bmi`).
+
 ``parameter_recovery``
     1,000 synthetic 12-sample OGTTs (glucose, insulin, C-peptide) from known parameters of the joint
     oral minimal model + C-peptide model; median absolute relative error ≤ 10% for every parameter the
@@ -317,12 +322,13 @@ CHECKS: dict[str, Callable[[], list[dict]]] = {
     "hypoglycaemia_counterregulation": lambda: _mechanism_checks().check_hypoglycaemia_counterregulation(),
     "exercise_t1d": lambda: _mechanism_checks().check_exercise_t1d(),
     "dpp_lifestyle": lambda: _progression_checks().check_dpp_lifestyle(),
+    "bmi_incidence_rr": lambda: _progression_checks().check_bmi_incidence_rr(),
 }
 
 
 #: Checks that fit whole cohorts (minutes on a 2-core CPU); ``vpop validate --skip-slow`` leaves them
 #: out. The test suite runs them on small subsets.
-SLOW_CHECKS = ("ohashi_clamp_gir_prediction", "parameter_recovery", "dpp_lifestyle")
+SLOW_CHECKS = ("ohashi_clamp_gir_prediction", "parameter_recovery", "dpp_lifestyle", "bmi_incidence_rr")
 
 
 def run_checks(names: list[str] | None = None, include_slow: bool = True) -> list[dict]:
