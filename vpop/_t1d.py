@@ -903,7 +903,7 @@ def simulate_t1d(
     cgm = CGM.named("Dexcom") if cgm is None else cgm
     pump = Pump.named("Insulet") if pump is None else pump
     dtype = jnp.float64 if mode == "reference" else jnp.float32
-    cast = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), tree)  # noqa: E731
+    cast = lambda tree: jax.tree_util.tree_map(lambda a: _as_dtype(a, dtype), tree)  # noqa: E731
     n = cohort.n_people
     params, y0, info = cast(cohort.params), cast(cohort.y0), cast(cohort.info)
     carbs, announced = scenario.arrays(n)
@@ -923,6 +923,15 @@ def simulate_t1d(
         pstate0=pstate0, substeps=substeps, fast_solver=fast_solver,
     )
     return T1DResult(cohort, scenario, scenario.time_min, saved, records, status, mode)
+
+
+def _as_dtype(a, dtype):
+    """``a`` in ``dtype``: cast on the host (numpy) when concrete, since an eager XLA op per leaf
+    costs more than the cast (measured 4-7% of a 10 020-person fast-mode day); traced leaves stay
+    traced."""
+    if isinstance(a, jax.core.Tracer):
+        return jnp.asarray(a, dtype)
+    return np.asarray(a, dtype)
 
 
 def _overlap_min(starts, dt, t0, t1):
