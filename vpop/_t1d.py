@@ -692,15 +692,13 @@ class T1DScenario:
     def arrays(self, n_people: int) -> tuple[np.ndarray, np.ndarray]:
         """``(carbs_g_per_min, announced_g)``, each ``(n_people, n_intervals)``."""
         T, dt = self.n_intervals, self.step_min
-        starts = np.arange(T) * dt
         carbs = np.zeros((n_people, T))
         announced = np.zeros((n_people, T))
         for m in self.meals:
             t0 = np.broadcast_to(np.asarray(m.time_min, float), (n_people,))
             g = np.broadcast_to(np.asarray(m.carbs_g, float), (n_people,))
             t1 = t0 + g / self.eat_rate_g_per_min
-            overlap = _overlap_min(starts, dt, t0, t1)
-            carbs += overlap * self.eat_rate_g_per_min / dt
+            _add_overlap(carbs, dt, t0, t1, self.eat_rate_g_per_min)
             bolused = np.broadcast_to(np.asarray(m.bolused, bool), (n_people,))
             tb = np.clip(t0 + np.broadcast_to(np.asarray(m.bolus_delay_min, float), (n_people,)), 0.0, self.duration_min - dt)
             kb = np.floor(tb / dt + 1e-9).astype(int)
@@ -923,6 +921,23 @@ def simulate_t1d(
         pstate0=pstate0, substeps=substeps, fast_solver=fast_solver,
     )
     return T1DResult(cohort, scenario, scenario.time_min, saved, records, status, mode)
+
+
+def _add_overlap(out, dt, t0, t1, rate):
+    """``out += overlap·rate/dt`` with the overlaps of :func:`_overlap_min`, computed only for the
+    intervals each person's ``[t0, t1)`` touches (elsewhere the overlap is 0): the same values as the
+    dense ``(n_people, T)`` form, without building it."""
+    n, T = out.shape
+    k_lo = np.clip(np.floor(t0 / dt).astype(int), 0, T - 1)
+    span = int(np.max(np.ceil(t1 / dt) - k_lo, initial=0)) + 1
+    rows = np.arange(n)
+    for j in range(max(span, 1)):
+        k = k_lo + j
+        ok = k < T
+        r, k = rows[ok], k[ok]
+        start = np.arange(T, dtype=float)[k] * dt
+        overlap = np.clip(np.minimum(start + dt, t1[ok]) - np.maximum(start, t0[ok]), 0.0, dt)
+        out[r, k] += overlap * rate / dt
 
 
 def _as_dtype(a, dtype):
