@@ -103,6 +103,12 @@ effect, the cohorts' BMI gradient and the slow FPG 100–109 band all point to t
 progression driven by insulin resistance itself (beta-cell stress under secretory demand, ectopic
 fat), with the population calibrated on simulated life courses rather than on a cross-section. Not
 built yet.
+Two quick experiments (not kept; 8,000 people, ten years, seed 0) show that this takes more than a
+term on the beta cells: redistributing the calibrated age decline of beta-cell function by insulin
+resistance (rate ∝ S⁻⁴ with the same population mean) raised the obese RR only to 1.44; adding loss
+in proportion to log insulin resistance (0.1/yr per unit below the mean) raised it to 2.6 with 41% of
+obese people diabetic in ten years. What keeps the RRs low is the normal-weight people's incidence
+(10–13% in ten years, mostly from their 35% baseline prediabetes, against 11% diabetes prevalence).
 
 Diagnostic tests as measured
 ----------------------------
