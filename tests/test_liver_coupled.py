@@ -13,9 +13,9 @@ def cohort():
     return model0, dm
 
 
-def _basal_steady_but_for_glycogen(model, dm):
+def _basal_steady_but_for_glycogen(model, dm, liver_values=None):
     """``(params, basal state, derivatives)``; every derivative but glycogen's is zero at basal."""
-    p = model.make_params(dm)
+    p = model.make_params(dm, liver_values)
     y0 = model.initial_state(p)
     d = model.vector_field(0.0, y0, p)
     for name, v in d._asdict().items():
@@ -27,7 +27,7 @@ def _basal_steady_but_for_glycogen(model, dm):
 def test_basal_is_steady_but_for_glycogen(cohort):
     _, dm = cohort
     model = DallaMan2007Liver()
-    p, y0, d = _basal_steady_but_for_glycogen(model, dm)
+    p, _y0, d = _basal_steady_but_for_glycogen(model, dm)
     assert np.all(np.asarray(d.glycogen_liver) < 0)  # the overnight liver keeps losing glycogen
     # basal EGP matched by one common scale of glycogenolysis and GNG
     default = model.make_params(dm, match_basal_egp=False)
@@ -36,6 +36,19 @@ def test_basal_is_steady_but_for_glycogen(cohort):
     assert np.all((scale > 0.8) & (scale < 1.4))
     with pytest.raises(ValueError, match="glucagon_threshold"):
         model.make_params(dm, None, {"glucagon_threshold": 500.0})
+
+
+def test_prompt_insulin_liver_basal_steady(cohort):
+    """The issue-6 prompt-insulin liver (PROMPT_INSULIN_LIVER_VALUES, not the default) plugs into the
+    coupled model: basal steady but for glycogen, the basal EGP matched by a scale near 1."""
+    from vpop.models._liver import PROMPT_INSULIN_LIVER_VALUES
+
+    _, dm = cohort
+    model = DallaMan2007Liver()
+    p, _, d = _basal_steady_but_for_glycogen(model, dm, PROMPT_INSULIN_LIVER_VALUES)
+    assert np.all(np.asarray(d.glycogen_liver) < 0)
+    scale = np.asarray(p.gng_rate) / PROMPT_INSULIN_LIVER_VALUES["gng_rate"]
+    assert np.all((scale > 0.8) & (scale < 1.4)) and np.all(np.asarray(p.prompt_insulin_weight) == 1.0)
 
 
 def test_meal_close_to_dallaman_and_fills_glycogen(cohort):
