@@ -31,7 +31,10 @@
     hyperinsulinaemic clamps (insulin 420 pmol/L) from the Dalla Man 2007 normal basal state, glucose
     held at 50 mg/dL vs at basal: over 120–180 min, glucagon 2–5× basal, epinephrine > 5× basal
     (Mitrakou 1991 thresholds; Cryer review), EGP > 1.5× the euglycaemic clamp's and > 0.5× basal
-    (Lecavalier 1989).
+    (Lecavalier 1989). The epinephrine gain is fitted to an independent clamp (Kerr 1989), so the
+    epinephrine row is a validation; the glucagon gain is calibrated to the ~3× that the glucagon row
+    tests (not a validation; :mod:`vpop.models._counterregulation` lists the conflicting independent
+    numbers).
 ``exercise_t1d``
     UVA/Padova 2008 adults 1–5 with the Dalla Man, Breton & Cobelli 2009 exercise terms
     (:class:`vpop.models.UvaPadova2008Exercise`), basal insulin, no meals, the DirecNet protocol
@@ -288,7 +291,9 @@ def check_hypoglycaemia_counterregulation(counterregulation_values=None, liver_v
     src = ("hyperinsulinaemic (420 pmol/L) clamps at 50 mg/dL vs euglycaemia, means over 120–180 min, Dalla Man "
            "2007 normal basal state; glucagon and epinephrine thresholds 68/69 mg/dL (Mitrakou 1991, AJP 260:E67); "
            "glucagon rises several-fold (2–5×) and epinephrine ~10-fold in insulin-induced hypoglycaemia (Cryer, "
-           "Diabetes 2008;57:3169 review [R]; the glucagon and epinephrine gains are calibrated to ~3× and ~10×); "
+           "Diabetes 2008;57:3169 review [R]; the glucagon gain is calibrated to ~3× (not a validation; Cryer-lab clamps "
+           "at 55 mg/dL report ×1.3–1.5, Banarer 2002, Raju 2005), the epinephrine gain to Kerr 1989 (+1.76 nmol/L at "
+           "2.8 mmol/L; the epinephrine row is a validation, given the assumed basal 30 pg/mL)); "
            "counter-regulation restores EGP despite hyperinsulinaemia, while a euglycaemic clamp suppresses it "
            f"(Lecavalier 1989, AJP 256:E844 [R]). Basal EGP {egp_b:.2f}, hypo {egp_h:.2f}, eu {egp_e:.2f} mg/kg/min; "
            f"glucagon {float(hy.glucagon_pg_per_ml[0]):.0f} → {mean(hy.glucagon_pg_per_ml):.0f} pg/mL (eu "

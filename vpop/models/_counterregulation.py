@@ -21,6 +21,19 @@ Epinephrine rises below its own threshold (Cryer; Mitrakou 1991) and with exerci
     dXE/dt = −k_XE·(XE − (E − Eb)⁺)                                  epinephrine action [pg/mL]
     u: exercise intensity [% VO2max]
 
+Calibration and validation (issue 6). The epinephrine gain comes from an independent clamp (Kerr 1989,
+see its spec), so the hypoglycaemia_counterregulation check's epinephrine row (> 5× basal at 50 mg/dL)
+is a validation; its size still rests on the assumed basal 30 pg/mL. The glucagon gain is still
+calibrated to the ~3-fold rise that the check reports (its glucagon row is not a validation).
+Independent numbers found for it disagree with that band: in hyperinsulinaemic clamps of healthy
+adults at ~55 mg/dL plasma glucagon rose from 59 to ~77 pg/mL (17 → 22 pmol/L, ×1.3 of baseline;
+stepped clamp, insulin ~245 pmol/L; Banarer, McGregor & Cryer, Diabetes 2002;51:958 [V-abs]) and from
+98 to 151 pg/mL (×1.5 of the preceding euglycaemic clamp; Raju & Cryer, Diabetes 2005;54:757 [V-abs]),
+where this model gives 200 pg/mL (×2.9 of basal 70) at 55 mg/dL and insulin 245 pmol/L (the check's
+clamp, mean of 120–180 min). Calibrated to Banarer's ×1.3 on that clamp, ``glucagon_hypo_gain`` would be
+0.044 (not 0.19), and the check's glucagon row would give ×1.26 at 50 mg/dL and fail its 2–5× band;
+not done (the band's source is a review [R]; the clamps differ in insulin and glucose steps).
+
 Parameter values and their sources are in :data:`COUNTERREGULATION_PARAMETER_SPECS`. Units: glucose
 mg/dL, insulin pmol/L, glucagon and epinephrine pg/mL, time min.
 """
@@ -50,7 +63,7 @@ COUNTERREGULATION_PARAMETER_SPECS: dict[str, ParamSpec] = {
     "epinephrine_basal": ParamSpec("pg/mL", 1.0, 1000.0, "fasting plasma epinephrine (30: within 20–50 pg/mL)"),
     "epinephrine_clearance": ParamSpec("1/min", 1e-3, 5.0, "epinephrine clearance (ln2/2.5 min: half-life ~2–3 min)"),
     "epinephrine_threshold": ParamSpec("mg/dL", 20.0, 200.0, "glycaemic threshold of epinephrine release (69 mg/dL; Mitrakou 1991, Cryer)"),
-    "epinephrine_hypo_gain": ParamSpec("1/(mg/dL)", 0.0, 10.0, "relative rise per mg/dL below threshold (calibrated 0.47: ~10-fold at 50 mg/dL)", True),
+    "epinephrine_hypo_gain": ParamSpec("1/(mg/dL)", 0.0, 10.0, "relative rise per mg/dL below threshold (0.577: Kerr, Macdonald & Tattersall, JCEM 1989;68:1118 [V-abs]: plasma epinephrine rose by 1.76 nmol/L ≈ 322 pg/mL (183.2 pg/nmol) in 90 min at 2.8 mmol/L ≈ 50.4 mg/dL; quasi-steady state (half-life ~2.5 min): 322/(30 pg/mL × (69 − 50.4)) = 0.577 [DERIVED]; was 0.47, calibrated to the ~10-fold that the hypoglycaemia_counterregulation check reports)", True),
     "epinephrine_exercise_gain": ParamSpec("1", 0.0, 100.0, "a_ex: relative rise at 100% VO2max (assumed 4: ×2 at 50%, ×3.6 at 80%)", True),
     "epinephrine_action_rate": ParamSpec("1/min", 1e-3, 5.0, "rate of epinephrine action on the liver (assumed 0.1: ~10 min)"),
 }
@@ -68,7 +81,7 @@ COUNTERREGULATION_DEFAULTS: dict[str, float] = {
     "epinephrine_basal": 30.0,
     "epinephrine_clearance": 0.6931471805599453 / 2.5,
     "epinephrine_threshold": 69.0,
-    "epinephrine_hypo_gain": 0.47,
+    "epinephrine_hypo_gain": 0.577,
     "epinephrine_exercise_gain": 4.0,
     "epinephrine_action_rate": 0.1,
 }

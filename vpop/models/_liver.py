@@ -102,7 +102,8 @@ Every flux is in mg/kg/min; the meal is 1000 mg/kg; % below are of the meal carb
       Targets: Dalla Man EGP RMS 0.061 (max 0.17), direct share 2–6 h 0.559 (2–4 h 0.70, 4–6 h 0.25),
       EGP at 14 h 1.947, Landau 22 h 0.600, Rothman 0.752. Checks: net synthesis 14.9% (0.1 points below
       the band), peak 194 min (fails by 46 min), GNG/EGP 14 h 0.409 (fails by 0.041), 40 h 0.838,
-      counter-regulation passes (EGP hypo/eu 5.13, hypo/basal 1.43). d was tried after b had failed
+      counter-regulation passes (EGP hypo/eu 5.13, hypo/basal 1.43; with the epinephrine gain from
+      Kerr 1989, 5.43 and 1.52). d was tried after b had failed
       the checked 14-h fraction (disclosed: the 14-h row is not an independent validation of d).
 4. Why the peak moves earlier and net synthesis stays below 15% once EGP follows Dalla Man: by the
    identity, glycogen rises while HGU + GNG > EGP. The Dalla Man subject's glucose and insulin are back
