@@ -20,7 +20,10 @@ Man set is the liver's insulin delay) and Ra. Glucagon sees plasma glucose and i
 glycogen ``glycogen_initial``, basal glucagon) equals the Dalla Man basal EGP (normal set: ×1.09;
 T2D set: ×2.17); the basal state of the parent is then a steady state of every state but glycogen,
 which falls slowly as a fast goes on (the physiology: the overnight liver loses glycogen). With
-``counterregulation=False`` glucagon and epinephrine stay at basal.
+``counterregulation=False`` glucagon and epinephrine stay at basal. ``make_params(dm,
+vpop.models._liver.PROMPT_INSULIN_LIVER_VALUES)`` gives the issue-6 liver with the prompt insulin
+inhibition of glycogenolysis (not the default; see :mod:`vpop.models._liver`); its basal state is
+steady too (tests/test_liver_coupled.py).
 
 **Validity: meals and days, not prolonged fasts.** The Dalla Man utilisation and secretion have no
 fasting adaptation (no fall of glucose use, no rise of GNG with falling insulin), so when the liver's
