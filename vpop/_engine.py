@@ -355,7 +355,7 @@ def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstat
     # a model may advance a whole interval itself (``model.fast_interval_stepper``; None: diffrax)
     stepper = getattr(model, "fast_interval_stepper", None)
     advance = None if stepper is None else stepper(solver_name, params, dt, substeps)
-    solver = FAST_SOLVERS.get(solver_name, diffrax.Bosh3)()
+    solver = FAST_SOLVERS[solver_name]()
     h = dt / substeps
     dtype = y0.glucose_plasma.dtype
     # the policy is written per person; run it over the person axis with vmap
@@ -408,9 +408,8 @@ def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, po
     :func:`use_devices` context, else no sharding). Returns ``(saved_states, records, status)``.
     """
     names = tuple(model.State._fields) if saved_states is None else tuple(saved_states)
-    model_schemes = tuple(getattr(model, "fast_schemes", ()))
-    if fast_solver not in FAST_SOLVERS and fast_solver not in model_schemes:
-        raise ValueError(f"fast_solver={fast_solver!r}; allowed: {sorted(FAST_SOLVERS) + sorted(model_schemes)}")
+    if fast_solver not in FAST_SOLVERS:
+        raise ValueError(f"fast_solver={fast_solver!r}; allowed: {sorted(FAST_SOLVERS)}")
     policy = OpenLoop() if policy is None else policy
     n = int(jnp.shape(params.BW)[0])
     if pstate0 is None:

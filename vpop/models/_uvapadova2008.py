@@ -166,9 +166,6 @@ class UvaPadova2008(AbstractModel):
     #: written out on the state arrays; 2.1× faster on the T1D bench, one device) instead of diffrax
     fast_direct: bool = eqx.field(static=True, default=True)
 
-    #: fast-mode schemes of this model's own (``fast_solver=``), besides the engine's diffrax ones
-    fast_schemes = ()
-
     name = "UvaPadova2008"
     Params = UvaPadova2008Params
     State = UvaPadovaState
@@ -225,11 +222,9 @@ class UvaPadova2008(AbstractModel):
 
     def fast_interval_stepper(self, scheme: str, p: UvaPadova2008Params, dt_min: float, substeps: int):
         """``advance(y, u)`` over one fast-mode interval of ``dt_min`` in ``substeps`` steps, or ``None``
-        where the engine steps the scheme with diffrax (subclasses with more states, ``fast_direct=False``,
-        schemes other than ``"bosh3"`` and :attr:`fast_schemes`)."""
+        where the engine steps the scheme with diffrax (schemes other than ``"bosh3"``,
+        ``fast_direct=False``, subclasses with more states such as the exercise model)."""
         if self.State is not UvaPadovaState:
-            if scheme in self.fast_schemes:
-                raise ValueError(f"fast_solver={scheme!r} is for {UvaPadova2008.__name__} only, not {self.name}")
             return None
         if scheme == "bosh3" and self.fast_direct:
             return fast_bosh3_stepper(self, p, dt_min, substeps)
