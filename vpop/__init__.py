@@ -35,7 +35,7 @@ from ._parameters import (
     load_parameter_set as load_parameter_set,
 )
 from ._population import sample_population as sample_population
-from ._protocols import Meal as Meal, Protocol as Protocol, fasting as fasting, mixed_meals as mixed_meals, ogtt as ogtt
+from ._protocols import ExerciseBout as ExerciseBout, Meal as Meal, Protocol as Protocol, fasting as fasting, mixed_meals as mixed_meals, ogtt as ogtt
 from ._sets import build_model as build_model, parameters_from_set as parameters_from_set
 from ._glycemic import glycemic_metrics as glycemic_metrics, glycemic_table as glycemic_table
 from ._t1d import (
@@ -84,7 +84,7 @@ __all__ = [
     "models", "MODES", "SimulationResult", "Status", "people_mesh", "select_people", "simulate", "use_devices",
     "auc", "homa_beta_percent", "homa_ir", "incremental_auc", "matsuda_index", "peak", "summarize", "traces",
     "ParameterSet", "ParamSpec", "available_parameter_sets", "load_parameter_set",
-    "sample_population", "Meal", "Protocol", "fasting", "mixed_meals", "ogtt",
+    "sample_population", "ExerciseBout", "Meal", "Protocol", "fasting", "mixed_meals", "ogtt",
     "build_model", "parameters_from_set", "__version__",
     "glycemic_metrics", "glycemic_table",
     "CGM", "AbstractController", "Action", "BasalBolus", "ExerciseEvent", "FunctionController", "InsulinProtocol", "MealEvent",

@@ -11,9 +11,10 @@ Mass balance is an invariant: the grams you put in are the grams the gut model r
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -42,12 +43,33 @@ class Meal:
 
 
 @dataclass(frozen=True)
+class ExerciseBout:
+    """Exercise from ``start_min`` for ``duration_min`` minutes at ``intensity_pct_vo2max`` percent of
+    VO2max above rest (Dalla Man, Breton & Cobelli 2009's input ``u``). Start and end must lie on
+    the protocol's output grid, so the intensity is constant over each output interval. Only models
+    with exercise terms (:class:`vpop.models.DallaMan2007Exercise`) read it."""
+
+    start_min: float
+    duration_min: float
+    intensity_pct_vo2max: float
+
+    def __post_init__(self):
+        if not math.isfinite(float(self.start_min)) or self.start_min < 0:
+            raise ValueError(f"exercise start_min={self.start_min!r} must be a finite number ≥ 0 min")
+        if not math.isfinite(float(self.duration_min)) or self.duration_min <= 0:
+            raise ValueError(f"exercise duration_min={self.duration_min!r} must be > 0 min")
+        if not math.isfinite(float(self.intensity_pct_vo2max)) or not 0 < self.intensity_pct_vo2max <= 100:
+            raise ValueError(f"exercise intensity_pct_vo2max={self.intensity_pct_vo2max!r} is outside the allowed range (0, 100] % VO2max")
+
+
+@dataclass(frozen=True)
 class Protocol:
     """Events over ``[0, duration_min]`` with outputs every ``save_every_min`` minutes.
 
     Attributes:
         duration_min: length of the simulation [min].
         meals: the meals (times on the output grid).
+        exercise: exercise bouts (start and end on the output grid; read by exercise models only).
         save_every_min: output grid step [min]; also the interval at which events may occur.
         name: label used in outputs.
         kind: ``"meals"``, ``"ogtt"`` or ``"fasting"`` (used by observables).
@@ -58,9 +80,11 @@ class Protocol:
     save_every_min: float = 1.0
     name: str = "protocol"
     kind: str = "meals"
+    exercise: tuple[ExerciseBout, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         object.__setattr__(self, "meals", tuple(self.meals))
+        object.__setattr__(self, "exercise", tuple(self.exercise))
         if not (self.save_every_min > 0 and math.isfinite(self.save_every_min)):
             raise ValueError(f"save_every_min={self.save_every_min!r} must be > 0 min")
         if not (self.duration_min > 0 and math.isfinite(self.duration_min)):
@@ -82,6 +106,20 @@ class Protocol:
                     f"meal time_min={m.time_min} must be < duration_min={self.duration_min}"
                 )
 
+        ends = []
+        for b in self.exercise:
+            for what, t in (("start_min", b.start_min), ("start_min + duration_min", b.start_min + b.duration_min)):
+                k = t / self.save_every_min
+                if abs(k - round(k)) > 1e-9:
+                    raise ValueError(f"exercise {what}={t} is not on the output grid (multiples of save_every_min={self.save_every_min} min)")
+            if b.start_min + b.duration_min > self.duration_min:
+                raise ValueError(f"exercise from {b.start_min} min for {b.duration_min} min ends after duration_min={self.duration_min}")
+            ends.append((b.start_min, b.start_min + b.duration_min))
+        ends.sort()
+        for (a0, a1), (b0, _) in itertools.pairwise(ends):
+            if b0 < a1:
+                raise ValueError(f"exercise bouts overlap: one from {a0} to {a1} min, the next from {b0} min")
+
     @property
     def n_intervals(self) -> int:
         return int(round(self.duration_min / self.save_every_min))
@@ -94,6 +132,15 @@ class Protocol:
     @property
     def duration_days(self) -> float:
         return self.duration_min / 1440.0
+
+    def exercise_pct_vo2max(self) -> np.ndarray:
+        """Exercise intensity [% VO2max above rest] over each output interval, shape ``(n_intervals,)``."""
+        out = np.zeros(self.n_intervals)
+        for b in self.exercise:
+            k0 = round(b.start_min / self.save_every_min)
+            k1 = round((b.start_min + b.duration_min) / self.save_every_min)
+            out[k0:k1] = b.intensity_pct_vo2max
+        return out
 
     def total_carbs_g(self, n_people: int | None = None) -> np.ndarray:
         """Grams of carbohydrate eaten over the protocol (shape ``(n_people,)`` if meals vary per person)."""

@@ -61,6 +61,11 @@ from ._dallaman2007_liver import (
     DallaMan2007MechanisticLiver as DallaMan2007MechanisticLiver,
 )
 
+from ._dallaman2007_exercise import (
+    DallaMan2007Exercise as DallaMan2007Exercise,
+    DallaMan2007ExerciseParams as DallaMan2007ExerciseParams,
+    dallaman_exercise_params as dallaman_exercise_params,
+)
 from ._uvapadova2008_exercise import (
     EXERCISE_DEFAULTS as EXERCISE_DEFAULTS,
     EXERCISE_PARAMETER_SPECS as EXERCISE_PARAMETER_SPECS,
@@ -114,6 +119,9 @@ __all__ = [
     "DallaMan2007LiverParams",
     "DallaManLiverState",
     "DallaMan2007MechanisticLiver",
+    "DallaMan2007Exercise",
+    "DallaMan2007ExerciseParams",
+    "dallaman_exercise_params",
     "EXERCISE_DEFAULTS",
     "EXERCISE_PARAMETER_SPECS",
     "UvaPadova2008Exercise",

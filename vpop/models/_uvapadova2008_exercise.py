@@ -133,6 +133,33 @@ def insulin_sensitivity_multiplier(y, p) -> Array:
     return 1.0 + p.ex_A * y.exercise_si_signal * y.exercise_hr_integral
 
 
+def exercise_signals_rhs(y, p, exercise_pct_vo2max):
+    """``(dY/dt, dZ/dt, dW/dt)`` of the exercise signals (module docstring; shared by the T1D and the
+    whole-body exercise models: their states carry ``exercise_hr_signal``, ``exercise_si_signal``,
+    ``exercise_hr_integral``)."""
+    hr_excess = (p.hr_max_bpm - p.hr_basal_bpm) * jnp.asarray(exercise_pct_vo2max) / 100.0
+    Y, Z, W = y.exercise_hr_signal, y.exercise_si_signal, y.exercise_hr_integral
+    x = (jnp.maximum(Y, 0.0) / (p.ex_a * p.hr_basal_bpm)) ** p.ex_n
+    fY = x / (1.0 + x)
+    return -(Y - hr_excess) / p.ex_T_hr, -(fY / p.ex_T_in + 1.0 / p.ex_T_ex) * Z + fY, hr_excess + 0.0 * W
+
+
+def exercise_utilisation(y, p):
+    """Insulin-dependent utilisation with exercise, ``Uid`` of the module docstring [mg/kg/min]
+    (``insulin_action`` X is insulin action above basal, as in both Dalla Man models)."""
+    Y, Z, W = y.exercise_hr_signal, y.exercise_si_signal, y.exercise_hr_integral
+    Gt = y.glucose_tissue
+    ins = y.insulin_action + p.Ib
+    return ((p.Vm0 * (1.0 + p.ex_beta * Y) + p.Vmx * (1.0 + p.ex_A * Z * W) * ins - p.Vmx * p.Ib) * Gt
+            / (p.Km0 * (1.0 - p.ex_gamma * Z * W * ins) + Gt))
+
+
+def exercise_reset(y, exercise_pct_vo2max):
+    """W reset to 0 at an interval start once Z < 1e-3 and there is no exercise."""
+    done = (y.exercise_si_signal < 1e-3) & (jnp.asarray(exercise_pct_vo2max) <= 0)
+    return y._replace(exercise_hr_integral=jnp.where(done, 0.0, y.exercise_hr_integral))
+
+
 class UvaPadova2008Exercise(UvaPadova2008):
     """UVA/Padova 2008 with the Dalla Man 2009 exercise terms (module docstring); inputs
     :class:`UvaPadovaExerciseInputs`. Options as :class:`~vpop.models.UvaPadova2008`."""
@@ -147,23 +174,13 @@ class UvaPadova2008Exercise(UvaPadova2008):
 
     def vector_field(self, t, y, p, u):
         d = UvaPadova2008.vector_field(self, t, UvaPadovaState(*y[:_N_UVA]), p, u)
-        hr_excess = (p.hr_max_bpm - p.hr_basal_bpm) * jnp.asarray(u.exercise_pct_vo2max) / 100.0
-        Y, Z, W = y.exercise_hr_signal, y.exercise_si_signal, y.exercise_hr_integral
-        x = (jnp.maximum(Y, 0.0) / (p.ex_a * p.hr_basal_bpm)) ** p.ex_n
-        fY = x / (1.0 + x)
         Gt = y.glucose_tissue
-        ins = y.insulin_action + p.Ib
         uid0 = (p.Vm0 + p.Vmx * y.insulin_action) * Gt / (p.Km0 + Gt)
-        uid = ((p.Vm0 * (1.0 + p.ex_beta * Y) + p.Vmx * (1.0 + p.ex_A * Z * W) * ins - p.Vmx * p.Ib) * Gt
-               / (p.Km0 * (1.0 - p.ex_gamma * Z * W * ins) + Gt))
-        d = d._replace(glucose_tissue=d.glucose_tissue + uid0 - uid)
-        return UvaPadovaExerciseState(*d, -(Y - hr_excess) / p.ex_T_hr, -(fY / p.ex_T_in + 1.0 / p.ex_T_ex) * Z + fY,
-                                      hr_excess + 0.0 * W)
+        d = d._replace(glucose_tissue=d.glucose_tissue + uid0 - exercise_utilisation(y, p))
+        return UvaPadovaExerciseState(*d, *exercise_signals_rhs(y, p, u.exercise_pct_vo2max))
 
     def at_node(self, y, u, dt_min):
-        y = UvaPadova2008.at_node(self, y, u, dt_min)
-        done = (y.exercise_si_signal < 1e-3) & (jnp.asarray(u.exercise_pct_vo2max) <= 0)
-        return y._replace(exercise_hr_integral=jnp.where(done, 0.0, y.exercise_hr_integral))
+        return exercise_reset(UvaPadova2008.at_node(self, y, u, dt_min), u.exercise_pct_vo2max)
 
     def basal_state(self, p):
         return exercise_state(UvaPadova2008.basal_state(self, p))

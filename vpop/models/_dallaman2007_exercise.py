@@ -1,0 +1,142 @@
+r"""Dalla Man 2007 whole-body model with physical activity (Dalla Man, Breton & Cobelli 2009).
+
+The exercise terms of :mod:`vpop.models._uvapadova2008_exercise` (the same equations and default
+parameters, SCIENCE.md §1(f)) on the whole-body meal model of a person with their own beta cells:
+exercise intensity u [% VO2max above rest] raises heart rate; the fast HR signal Y raises the
+insulin-independent part of utilisation during the bout; the slow signal Z (decay time ``T_ex``
+= 600 min) times the integrated HR excess W raises insulin-stimulated utilisation after it::
+
+    Uid = [Vm0·(1 + β·Y) + Vmx·(1 + A·Z·W)·(X + Ib) − Vmx·Ib]·Gt / [Km0·(1 − γ·Z·W·(X + Ib)) + Gt]
+
+With u = 0 and Y = Z = W = 0 these are exactly the equations of :class:`~vpop.models.DallaMan2007`
+(tested: 1.6e-9 mg/dL apart in the reference mode, from the adaptive steps). The rest
+of the whole body answers through the parent model: falling glucose lowers secretion (its static
+term is floored at −Sb), and lower glucose and insulin raise EGP through ``kp2``, ``kp3``, ``kp4``.
+
+What it does not have (so read its results with that in mind): the rise of glucagon and
+catecholamines that makes the liver match the extra uptake in healthy people (in
+:mod:`vpop.models._counterregulation` and the coupled liver, not coupled to exercise yet), and
+muscle or liver glycogen use. The Dalla Man 2009 parameter values are LoopInsighT1's defaults (the
+paper's table could not be read; see the T1D module). The check ``exercise_whole_body`` of
+:mod:`vpop._mechanism_checks` compares it with published responses of healthy people.
+
+Inputs per output interval: ``meal_mg`` as in the parent, and ``exercise_pct_vo2max`` from the
+protocol's :class:`~vpop.ExerciseBout`\ s.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike
+
+from .._parameters import check_parameters
+from ._base import concat_state
+from ._dallaman2007 import PARAMETER_SPECS as DALLAMAN_SPECS
+from ._dallaman2007 import STATE_UNITS as DALLAMAN_STATE_UNITS
+from ._dallaman2007 import (
+    DallaMan2007,
+    DallaMan2007Params,
+    DallaManFluxes,
+    DallaManState,
+)
+from ._uvapadova2008_exercise import (
+    EXERCISE_DEFAULTS,
+    EXERCISE_PARAMETER_SPECS,
+    exercise_reset,
+    exercise_signals_rhs,
+    exercise_utilisation,
+)
+
+DALLAMAN_EXERCISE_PARAMETER_SPECS = {**DALLAMAN_SPECS, **EXERCISE_PARAMETER_SPECS}
+
+
+class DallaMan2007ExerciseParams(DallaMan2007Params):
+    """:class:`~vpop.models.DallaMan2007Params` plus the exercise parameters
+    (:data:`~vpop.models.EXERCISE_PARAMETER_SPECS`)."""
+
+    specs = DALLAMAN_EXERCISE_PARAMETER_SPECS
+    model_name = "DallaMan2007Exercise"
+
+    hr_basal_bpm: Array
+    hr_max_bpm: Array
+    ex_A: Array
+    ex_beta: Array
+    ex_gamma: Array
+    ex_a: Array
+    ex_n: Array
+    ex_T_hr: Array
+    ex_T_in: Array
+    ex_T_ex: Array
+
+
+class _ExerciseSignals(NamedTuple):
+    exercise_hr_signal: ArrayLike  #: Y [bpm]
+    exercise_si_signal: ArrayLike  #: Z [1]
+    exercise_hr_integral: ArrayLike  #: W [bpm·min]
+
+
+DallaManExerciseState = concat_state("DallaManExerciseState", "DallaManState plus the exercise signals Y, Z, W.",
+                                     DallaManState, _ExerciseSignals)
+_N_DM = len(DallaManState._fields)
+
+
+class DallaManExerciseInputs(NamedTuple):
+    """Inputs of one output interval."""
+
+    meal_mg: ArrayLike  #: carbohydrate eaten at the start of the interval (a jump) [mg]
+    exercise_pct_vo2max: ArrayLike  #: exercise intensity over the interval [% VO2max above rest]
+
+
+def dallaman_exercise_params(p: DallaMan2007Params, values: dict | None = None) -> DallaMan2007ExerciseParams:
+    """``p`` with the exercise parameters (defaults :data:`~vpop.models.EXERCISE_DEFAULTS` updated by
+    ``values``, range-checked) broadcast to its people."""
+    merged = {**EXERCISE_DEFAULTS, **(values or {})}
+    check_parameters(merged, EXERCISE_PARAMETER_SPECS, where="DallaMan2007Exercise")
+    shape, dtype = jnp.shape(p.BW), jnp.result_type(p.BW)
+    ex = {k: jnp.broadcast_to(jnp.asarray(v, dtype), shape) for k, v in merged.items()}
+    return DallaMan2007ExerciseParams(**{k: getattr(p, k) for k in DALLAMAN_SPECS}, **ex)
+
+
+class DallaMan2007Exercise(DallaMan2007):
+    """Dalla Man 2007 with the Dalla Man 2009 exercise terms (module docstring). Build parameters
+    with :func:`dallaman_exercise_params`; options as :class:`~vpop.models.DallaMan2007`."""
+
+    name = "DallaMan2007Exercise"
+    Params = DallaMan2007ExerciseParams
+    State = DallaManExerciseState
+    Inputs = DallaManExerciseInputs
+    parameter_specs = DALLAMAN_EXERCISE_PARAMETER_SPECS
+    state_units: ClassVar[dict[str, str]] = {**DALLAMAN_STATE_UNITS, "exercise_hr_signal": "bpm",
+                                             "exercise_si_signal": "1", "exercise_hr_integral": "bpm·min"}
+
+    @property
+    def _dm(self) -> DallaMan2007:
+        return DallaMan2007(dynamic_secretion=self.dynamic_secretion, renal_excretion=self.renal_excretion,
+                            clip_egp=self.clip_egp)
+
+    def fluxes(self, y, p) -> DallaManFluxes:
+        """The parent's fluxes with the exercise utilisation in ``U_id`` and ``U``."""
+        fx = self._dm.fluxes(DallaManState(*y[:_N_DM]), p)
+        uid = exercise_utilisation(y, p)
+        return fx._replace(U_id=uid, U=p.Fcns + uid)
+
+    def vector_field(self, t, y, p, u=None):
+        d = self._dm.vector_field(t, DallaManState(*y[:_N_DM]), p, u)
+        Gt = y.glucose_tissue
+        uid0 = (p.Vm0 + p.Vmx * y.insulin_action) * Gt / (p.Km0 + Gt)
+        d = d._replace(glucose_tissue=d.glucose_tissue + uid0 - exercise_utilisation(y, p))
+        return DallaManExerciseState(*d, *exercise_signals_rhs(y, p, u.exercise_pct_vo2max))
+
+    def at_node(self, y, u, dt_min=None):
+        y = DallaManExerciseState(*self._dm.apply_meal(DallaManState(*y[:_N_DM]), u.meal_mg), *y[_N_DM:])
+        return exercise_reset(y, u.exercise_pct_vo2max)
+
+    def protocol_inputs(self, protocol, n_people: int) -> DallaManExerciseInputs:
+        """Meal grams as jumps [mg] and each interval's exercise intensity [% VO2max]."""
+        return DallaManExerciseInputs(meal_mg=protocol.doses_mg(n_people), exercise_pct_vo2max=protocol.exercise_pct_vo2max())
+
+    def basal_state(self, p):
+        z = jnp.zeros_like(p.Gb)
+        return DallaManExerciseState(*self._dm.basal_state(DallaMan2007Params(**{k: getattr(p, k) for k in DALLAMAN_SPECS})), z, z, z)
