@@ -159,6 +159,8 @@ class UvaPadova2008(AbstractModel):
 
     Args:
         clip_egp: hold EGP at ≥ 0 (as in simglucose and the S2008 implementation).
+        fast_direct: in fast mode, step ``fast_solver="bosh3"`` with :func:`fast_bosh3_stepper`
+            (default) rather than diffrax's ``Bosh3``: the same scheme, ~2× faster.
     """
 
     clip_egp: bool = eqx.field(static=True, default=True)
@@ -328,7 +330,11 @@ def _axpy(y, h, *terms):
 def fast_bosh3_stepper(model: UvaPadova2008, p: UvaPadova2008Params, dt_min: float, substeps: int):
     """Advance one interval with ``substeps`` Bogacki–Shampine 3 steps written out on the state arrays
     (the tableau of diffrax ``Bosh3``, without its stage buffers and error estimate); the event
-    memories and the interval's gastric coefficients stay out of the stages."""
+    memories and the interval's gastric coefficients stay out of the stages.
+
+    :func:`_fast_rhs` restates :meth:`UvaPadova2008.vector_field` with parameter combinations
+    hoisted; ``tests/test_t1d.py::test_fast_bosh3_written_out_matches_diffrax_bosh3`` holds the two
+    together (every state, against diffrax stepping ``vector_field``)."""
     c = _fast_constants(p)
     h = dt_min / substeps
 
