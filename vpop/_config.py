@@ -18,16 +18,24 @@ Example (``vpop/configs/default_study.yaml`` is the embedded default)::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._parameters import available_parameter_sets, load_parameter_set
-from ._protocols import Meal, Protocol, fasting, mixed_meals, ogtt
+from ._protocols import ExerciseBout, Meal, Protocol, fasting, mixed_meals, ogtt
 from .models import MODELS
 
 
@@ -43,6 +51,16 @@ class MealConfig(_Strict):
 class DailyMealConfig(_Strict):
     time_of_day_min: float = Field(ge=0, lt=1440, description="time of day [min after midnight]")
     carbs_g: float = Field(ge=0, le=1000, description="carbohydrate (glucose equivalent) [g]")
+
+
+class ExerciseBoutConfig(_Strict):
+    start_min: float = Field(ge=0, description="start of the bout from the start of the protocol [min]")
+    duration_min: float = Field(gt=0, le=1440, description="length of the bout [min]")
+    intensity_pct_vo2max: float = Field(gt=0, le=100, description="intensity [% VO2max above rest]")
+
+
+_EXERCISE_FIELD_DOC = ("exercise bouts (start and end on the output grid); a DallaMan2007 cohort is then simulated with "
+                       "DallaMan2007Exercise (Dalla Man 2009 exercise terms)")
 
 
 class OgttProtocolConfig(_Strict):
@@ -61,17 +79,20 @@ class MixedMealsProtocolConfig(_Strict):
             DailyMealConfig(time_of_day_min=1140, carbs_g=70),
         ]
     )
+    exercise: list[ExerciseBoutConfig] = Field(default_factory=list, description=_EXERCISE_FIELD_DOC)
 
 
 class MealsProtocolConfig(_Strict):
     kind: Literal["meals"]
     duration_min: float = Field(gt=0, le=60 * 24 * 3650)
     meals: list[MealConfig]
+    exercise: list[ExerciseBoutConfig] = Field(default_factory=list, description=_EXERCISE_FIELD_DOC)
 
 
 class FastingProtocolConfig(_Strict):
     kind: Literal["fasting"]
     duration_min: float = Field(480.0, gt=0, le=60 * 24 * 30)
+    exercise: list[ExerciseBoutConfig] = Field(default_factory=list, description=_EXERCISE_FIELD_DOC)
 
 
 ProtocolConfig = Annotated[
@@ -192,10 +213,15 @@ class StudyConfig(_Strict):
         if p.kind == "ogtt":
             return ogtt(p.glucose_g, p.duration_min, dt)
         if p.kind == "mixed_meals":
-            return mixed_meals(p.days, [(m.time_of_day_min, m.carbs_g) for m in p.daily_meals], dt)
-        if p.kind == "fasting":
-            return fasting(p.duration_min, dt)
-        return Protocol(p.duration_min, tuple(Meal(m.time_min, m.carbs_g) for m in p.meals), dt, name="meals")
+            out = mixed_meals(p.days, [(m.time_of_day_min, m.carbs_g) for m in p.daily_meals], dt)
+        elif p.kind == "fasting":
+            out = fasting(p.duration_min, dt)
+        else:
+            out = Protocol(p.duration_min, tuple(Meal(m.time_min, m.carbs_g) for m in p.meals), dt, name="meals")
+        if p.exercise:
+            bouts = tuple(ExerciseBout(b.start_min, b.duration_min, b.intensity_pct_vo2max) for b in p.exercise)
+            out = dataclasses.replace(out, exercise=bouts)
+        return out
 
 
 class ConfigError(ValueError):

@@ -44,6 +44,7 @@ from ._config import StudyConfig
 from ._engine import TRACE_COUNTS, Status, select_people, simulate
 from ._observables import summarize
 from ._population import sample_population
+from .models._dallaman2007_exercise import with_protocol_exercise
 
 #: People per sampling block (each block has its own seed; see :func:`block_seed`).
 SAMPLE_BLOCK = 65536
@@ -216,6 +217,7 @@ def stream_study(config: StudyConfig, out_dir: str | Path, *, overwrite: bool = 
                     # a full-size chunk every time: the last one runs the next people of the
                     # cohort's blocks and drops them, so every call has the same shapes
                     model, p, init = sampler.people(start, start + size)
+                    model, p = with_protocol_exercise(model, p, protocol)
                     y0 = model.initial_state(p, init)
                     res = simulate(model, p, protocol, y0=y0, mode=config.mode, saved_states=_SAVED, devices=devices)
                     keep = stop - start

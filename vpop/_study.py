@@ -26,6 +26,7 @@ from ._config import StudyConfig
 from ._engine import Status, select_people, simulate
 from ._observables import summarize, traces
 from ._population import sample_population
+from .models._dallaman2007_exercise import with_protocol_exercise
 
 _SAVED = ("glucose_plasma", "insulin_plasma")
 
@@ -89,12 +90,13 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
             # pad the last chunk by repeating its last person so every call has the same shape
             idx = np.minimum(np.arange(start, start + size), n - 1)
             p = select_people(params, idx)
-            y0 = model.initial_state(p, init)
-            res = simulate(model, p, protocol, y0=y0, mode=config.mode, saved_states=_SAVED)
+            model_c, p = with_protocol_exercise(model, p, protocol)
+            y0 = model_c.initial_state(p, init)
+            res = simulate(model_c, p, protocol, y0=y0, mode=config.mode, saved_states=_SAVED)
             keep = stop - start
             df = summarize(res).iloc[:keep].copy()
             df["person"] = np.arange(start, stop)
-            for name, spec in model.parameter_specs.items():
+            for name, spec in model_c.parameter_specs.items():
                 df[f"param.{name} [{spec.unit}]"] = np.asarray(getattr(p, name))[:keep]
             df.insert(0, "cohort", cohort.name)
             summaries.append(df)

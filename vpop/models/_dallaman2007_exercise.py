@@ -140,3 +140,17 @@ class DallaMan2007Exercise(DallaMan2007):
     def basal_state(self, p):
         z = jnp.zeros_like(p.Gb)
         return DallaManExerciseState(*self._dm.basal_state(DallaMan2007Params(**{k: getattr(p, k) for k in DALLAMAN_SPECS})), z, z, z)
+
+
+def with_protocol_exercise(model, params, protocol):
+    """``(model, params)`` that can run ``protocol``: unchanged without exercise bouts; with bouts, a
+    :class:`~vpop.models.DallaMan2007` cohort becomes :class:`DallaMan2007Exercise` (options kept,
+    default exercise parameters). ``ValueError`` for a model without exercise terms."""
+    if not getattr(protocol, "exercise", ()) or isinstance(model, DallaMan2007Exercise):
+        return model, params
+    if type(model) is DallaMan2007:
+        m = DallaMan2007Exercise(dynamic_secretion=model.dynamic_secretion, renal_excretion=model.renal_excretion,
+                                 clip_egp=model.clip_egp)
+        return m, dallaman_exercise_params(params)
+    raise ValueError(f"protocol.exercise: model {model.name} has no exercise terms; exercise bouts need a "
+                     "DallaMan2007 cohort (T1D cohorts: vpop.simulate_t1d with ExerciseEvent)")
