@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import ClassVar, NamedTuple
 
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike
+from jaxtyping import ArrayLike
 
 from .._parameters import check_parameters
 from ._base import concat_state
@@ -44,6 +44,7 @@ from ._dallaman2007 import (
 from ._uvapadova2008_exercise import (
     EXERCISE_DEFAULTS,
     EXERCISE_PARAMETER_SPECS,
+    ExerciseParamFields,
     exercise_reset,
     exercise_signals_rhs,
     exercise_utilisation,
@@ -52,23 +53,12 @@ from ._uvapadova2008_exercise import (
 DALLAMAN_EXERCISE_PARAMETER_SPECS = {**DALLAMAN_SPECS, **EXERCISE_PARAMETER_SPECS}
 
 
-class DallaMan2007ExerciseParams(DallaMan2007Params):
+class DallaMan2007ExerciseParams(DallaMan2007Params, ExerciseParamFields):
     """:class:`~vpop.models.DallaMan2007Params` plus the exercise parameters
     (:data:`~vpop.models.EXERCISE_PARAMETER_SPECS`)."""
 
     specs = DALLAMAN_EXERCISE_PARAMETER_SPECS
     model_name = "DallaMan2007Exercise"
-
-    hr_basal_bpm: Array
-    hr_max_bpm: Array
-    ex_A: Array
-    ex_beta: Array
-    ex_gamma: Array
-    ex_a: Array
-    ex_n: Array
-    ex_T_hr: Array
-    ex_T_in: Array
-    ex_T_ex: Array
 
 
 class _ExerciseSignals(NamedTuple):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
@@ -61,12 +62,9 @@ EXERCISE_DEFAULTS: dict[str, float] = {
 UVA_EXERCISE_PARAMETER_SPECS: dict[str, ParamSpec] = {**UVA_SPECS, **EXERCISE_PARAMETER_SPECS}
 
 
-class UvaPadova2008ExerciseParams(UvaPadova2008Params):
-    """:class:`~vpop.models.UvaPadova2008Params` plus the exercise parameters
-    (:data:`EXERCISE_PARAMETER_SPECS`)."""
-
-    specs = UVA_EXERCISE_PARAMETER_SPECS
-    model_name = "UvaPadova2008Exercise"
+class ExerciseParamFields(eqx.Module):
+    """The exercise parameters (:data:`EXERCISE_PARAMETER_SPECS`) as fields, shared by the T1D and
+    the whole-body exercise models' parameter classes."""
 
     hr_basal_bpm: Array
     hr_max_bpm: Array
@@ -78,6 +76,14 @@ class UvaPadova2008ExerciseParams(UvaPadova2008Params):
     ex_T_hr: Array
     ex_T_in: Array
     ex_T_ex: Array
+
+
+class UvaPadova2008ExerciseParams(UvaPadova2008Params, ExerciseParamFields):
+    """:class:`~vpop.models.UvaPadova2008Params` plus the exercise parameters
+    (:data:`EXERCISE_PARAMETER_SPECS`)."""
+
+    specs = UVA_EXERCISE_PARAMETER_SPECS
+    model_name = "UvaPadova2008Exercise"
 
 
 class UvaPadovaExerciseState(NamedTuple):
