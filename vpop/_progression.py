@@ -109,6 +109,10 @@ resistance (rate ∝ S⁻⁴ with the same population mean) raised the obese RR 
 in proportion to log insulin resistance (0.1/yr per unit below the mean) raised it to 2.6 with 41% of
 obese people diabetic in ten years. What keeps the RRs low is the normal-weight people's incidence
 (10–13% in ten years, mostly from their 35% baseline prediabetes, against 11% diabetes prevalence).
+The gradient is missing whatever the definition: with FPG ≥ 126 mg/dL or HbA1c ≥ 6.5% at yearly
+visits only (no OGTT) the RRs are 0.95 and 0.93. And people who are normoglycaemic at baseline
+hardly progress: 1.1–1.3% in ten years in every BMI class. Nearly all incidence comes from baseline
+prediabetes.
 
 Diagnostic tests as measured
 ----------------------------
