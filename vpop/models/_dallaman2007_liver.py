@@ -202,11 +202,16 @@ class DallaMan2007Liver(DallaMan2007):
         _, _, ycr = self._split(y)
         lf = self.liver_fluxes(y, p)
         if self.counterregulation:
-            dcr = counterregulation_vector_field(ycr, y.glucose_plasma / p.VG, y.insulin_plasma / p.VI, p.Gb, p.Ib, 0.0,
-                                                 p.counterregulation())
+            dcr = counterregulation_vector_field(ycr, y.glucose_plasma / p.VG, y.insulin_plasma / p.VI, p.Gb, p.Ib,
+                                                 self.exercise_pct_vo2max(u), p.counterregulation())
         else:
             dcr = jax.tree_util.tree_map(jnp.zeros_like, ycr)
         return DallaManLiverState(*d[:_N_DM], lf.glycogen_rate_mg_per_kg_min, *dcr)
+
+    def exercise_pct_vo2max(self, u):
+        """The exercise intensity that drives epinephrine [% VO2max] (none in this model; see
+        :class:`~vpop.models.DallaMan2007LiverExercise`)."""
+        return 0.0
 
     def at_node(self, y, u, dt_min=None):
         return self.apply_meal(y, u.meal_mg)
