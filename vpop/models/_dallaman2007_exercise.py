@@ -30,11 +30,21 @@ glucose nadir [mg/dL]       81.1 (at 143 min)                78.9 (at 161 min)
 liver glycogen, 2 h         —                                680 mg/kg (684 without exercise)
 ==========================  ===============================  ==================================
 
-In healthy people EGP rises about two- to threefold during moderate exercise, mostly from
-glycogenolysis, and glucose stays nearly constant [R: recalled, e.g. Wasserman 2009, AJP Endo
-296:E11]. With the assumed gains (epinephrine on glycogenolysis 0.002 per pg/mL; no exercise drive
-on glucagon), the modelled liver barely answers. Calibrating those gains to tracer studies of
-exercise is open. The Dalla Man 2009 parameter values are LoopInsighT1's defaults (the
+Tracer studies of fasted, trained men report much larger turnover, with hepatic output matching
+uptake and glucose held or rising (abstracts read):
+
+* Jeukendrup et al. 1999 (J Physiol 515:579): 120 min at 50% of maximal workload, water only,
+  Ra = Rd = 51–52 µmol/kg/min (≈ 9.3 mg/kg/min) at 120 min.
+* Hargreaves' group 1994 (Acta Physiol Scand 150:221): 40 min at 75% VO2max, Ra peaking at
+  42 µmol/kg/min (7.6 mg/kg/min), glucose rising from 4.8 to 6.2 mmol/L.
+* Wahren et al. 1971 (J Clin Invest 50:2715): leg glucose uptake up 7-fold at light and 10–20-fold at
+  moderate to heavy work, with hepatic output rising, mainly by glycogenolysis.
+
+These are not the Dalla Man normal subject at 50% VO2max, so no pass/fail check is built on them.
+But both the uptake (×1.4 here) and the hepatic answer are far below them. The exercise terms use
+LoopInsighT1's values for Dalla Man 2009. Epinephrine's action on glycogenolysis (0.002 per pg/mL)
+and the absence of an exercise drive on glucagon are assumptions. Calibrating them to such studies
+is open. The Dalla Man 2009 parameter values are LoopInsighT1's defaults (the
 paper's table could not be read; see the T1D module). The check ``exercise_whole_body`` of
 :mod:`vpop._mechanism_checks` compares it with published responses of healthy people.
 
