@@ -35,9 +35,10 @@ uptake and glucose held or rising (abstracts read):
 
 * Jeukendrup et al. 1999 (J Physiol 515:579): 120 min at 50% of maximal workload, water only,
   Ra = Rd = 51–52 µmol/kg/min (≈ 9.3 mg/kg/min) at 120 min.
-* Hargreaves' group 1994 (Acta Physiol Scand 150:221): 40 min at 75% VO2max, Ra peaking at
+* Acta Physiol Scand 1994;150:221 ("Glucose kinetics during exercise in trained men", Melbourne): 40 min at 75% VO2max, Ra peaking at
   42 µmol/kg/min (7.6 mg/kg/min), glucose rising from 4.8 to 6.2 mmol/L.
-* Wahren et al. 1971 (J Clin Invest 50:2715): leg glucose uptake up 7-fold at light and 10–20-fold at
+* Wahren, Felig, Ahlborg & Jorfeldt, "Glucose metabolism during leg exercise in man" (J Clin Invest
+  1971 [R: year and journal recalled]): leg glucose uptake up 7-fold at light and 10–20-fold at
   moderate to heavy work, with hepatic output rising, mainly by glycogenolysis.
 
 These are not the Dalla Man normal subject at 50% VO2max, so no pass/fail check is built on them.
