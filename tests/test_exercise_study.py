@@ -61,3 +61,16 @@ def test_example_config_validates():
 
     cfg = load_config(ROOT / "configs" / "exercise_afternoon.yaml")
     assert cfg.build_protocol().exercise_pct_vo2max().sum() == 45 * 50
+
+
+def test_streamed_study_with_exercise_matches_the_in_memory_columns(tmp_path):
+    import pandas as pd
+
+    from vpop._stream import stream_study
+
+    bout = [{"start_min": 960, "duration_min": 60, "intensity_pct_vo2max": 50}]
+    cfg = _config(bout, n=10).model_copy(update={"stream": True, "chunk_size": 8})
+    cfg = cfg.model_copy(update={"outputs": cfg.outputs.model_copy(update={"traces": False, "figure": False})})
+    out = stream_study(cfg, tmp_path / "out", progress=False)
+    df = pd.read_parquet(out / "summary.parquet")
+    assert len(df) == 10 and (df["status"] == "OK").all() and "param.ex_A [1/(bpm·min)]" in df.columns
