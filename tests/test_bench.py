@@ -37,6 +37,14 @@ def test_run_bench_rejects_bad_arguments():
         bench.run_bench(True, sizes=[4], repeats=0)
     with pytest.raises(SystemExit):
         bench.main(["--sizes", "-1"])
+    with pytest.raises(SystemExit):
+        bench.main(["--case", "t1d", "--t1d-people", "0"])
+
+
+def test_t1d_people_reaches_the_case(capsys):
+    assert bench.main(["--quick", "--case", "t1d", "--t1d-people", "31", "--repeats", "1"]) in (0, None)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["n_people"] for r in rows] == [60]  # rounded up to whole copies of the 30 patients
 
 
 def test_sample_cohort_is_the_documented_cohort():
