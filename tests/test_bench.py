@@ -39,6 +39,8 @@ def test_run_bench_rejects_bad_arguments():
         bench.main(["--sizes", "-1"])
     with pytest.raises(SystemExit):
         bench.main(["--case", "t1d", "--t1d-people", "0"])
+    with pytest.raises(SystemExit):
+        bench.main(["--case", "t1d", "--t1d-naive-cap", "0"])
 
 
 def test_t1d_people_reaches_the_case(capsys):

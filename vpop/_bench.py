@@ -381,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t1d-people", type=int, metavar="N",
                         help="people in the t1d_uva_padova case, rounded up to whole copies of the 30 patients "
                              "(default 10,020; 1,020 with --quick; on a GPU use about 1,000,000 to fill it)")
+    parser.add_argument("--t1d-naive-cap", type=int, metavar="M",
+                        help="run the t1d_uva_padova naive baseline on at most M people (default 1,020; raise it on "
+                             "a GPU so the baseline fills the device too)")
     parser.add_argument("--stream-people", type=int, metavar="N",
                         help="people in the stream_1m_1day case (default 1,000,000)")
     parser.add_argument("--simglucose-python", metavar="PYTHON",
@@ -395,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--baseline-cap must be ≥ 1")
     if args.t1d_people is not None and args.t1d_people < 1:
         parser.error("--t1d-people must be ≥ 1")
+    if args.t1d_naive_cap is not None and args.t1d_naive_cap < 1:
+        parser.error("--t1d-naive-cap must be ≥ 1")
 
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     failed = False
@@ -414,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
             run_bench(args.quick, args.sizes, args.repeats, baseline_cap=args.baseline_cap,
                       baseline_dtype=args.baseline_dtype, emit=emit)
         if args.case in ("all", "t1d"):
-            from ._bench_t1d import run_t1d_case
+            from ._bench_t1d import NAIVE_CAP, run_t1d_case
 
             _log("t1d_uva_padova: 30 UVA/Padova patients replicated, 1 day, basal-bolus, fast mode")
             run_t1d_case(args.quick, n_people=args.t1d_people, repeats=args.repeats or 3,
-                         simglucose_python=args.simglucose_python, device=device_description(), emit=emit)
+                         simglucose_python=args.simglucose_python, device=device_description(), emit=emit,
+                         naive_cap=args.t1d_naive_cap or NAIVE_CAP)
         if args.case == "fit" or (args.case == "all" and not args.quick):
             from ._bench_fit import run_fit_case  # fit_ogtt_1000 (vpop._bench_fit)
 

@@ -188,7 +188,7 @@ def time_simglucose(python: str | None = None) -> dict | None:
 
 
 def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, simglucose_python: str | None = None,
-                 device: str = "", emit=None) -> list[dict]:
+                 device: str = "", emit=None, naive_cap: int = NAIVE_CAP) -> list[dict]:
     """Measure the ``t1d_uva_padova`` case; returns one row per configuration of :data:`FAST_CONFIGS`
     (``quick``: the first configuration only, without the naive baseline and the accuracy check)."""
     n_target = n_people or (1020 if quick else 10_020)
@@ -203,7 +203,7 @@ def run_t1d_case(quick: bool, *, n_people: int | None = None, repeats: int = 3, 
 
     # naive jit(vmap(diffeqsolve)) baseline on the same inputs, same device, same run (not with --quick)
     naive_rate = naive_first = naive_median = None
-    n_naive = min(n, NAIVE_CAP)
+    n_naive = min(n, int(naive_cap))
     if not quick:
         args = engine_arguments(lambda: vpop.simulate_t1d(cohort, scenario, ctrl, mode="fast", seed=0))
         naive_first, naive_median, _ = _time_calls(make_naive_baseline(args, n_naive), repeats)
