@@ -23,7 +23,7 @@ normal subject, 60 min at 50% VO2max from the basal state, at 55 min into the bo
 quantity                    ``DallaMan2007Exercise``         ``DallaMan2007LiverExercise``
 ==========================  ===============================  ==================================
 uptake U [mg/kg/min]        1.92 → 2.65 (×1.38)              1.92 → 2.63 (×1.37)
-EGP [mg/kg/min]             1.92 → 2.01                      1.92 → 1.93
+EGP [mg/kg/min]             1.92 → 2.01                      1.92 → 1.93 (1.84 at rest)
 insulin [pmol/L]            25.6 → 18.2                      25.6 → 17.3
 epinephrine [pg/mL]         —                                30 → 60 (assumed gain: ×2 at 50%)
 glucose nadir [mg/dL]       81.1 (at 143 min)                78.9 (at 161 min)
@@ -35,8 +35,8 @@ uptake and glucose held or rising (abstracts read):
 
 * Jeukendrup et al. 1999 (J Physiol 515:579): 120 min at 50% of maximal workload, water only,
   Ra = Rd = 51–52 µmol/kg/min (≈ 9.3 mg/kg/min) at 120 min.
-* Acta Physiol Scand 1994;150:221 ("Glucose kinetics during exercise in trained men", Melbourne): 40 min at 75% VO2max, Ra peaking at
-  42 µmol/kg/min (7.6 mg/kg/min), glucose rising from 4.8 to 6.2 mmol/L.
+* Acta Physiol Scand 1994;150:221 ("Glucose kinetics during exercise in trained men", Melbourne):
+  40 min at 75% VO2max, Ra peaking at 42 µmol/kg/min (7.6 mg/kg/min), glucose rising from 4.8 to 6.2 mmol/L.
 * Wahren, Felig, Ahlborg & Jorfeldt, "Glucose metabolism during leg exercise in man" (J Clin Invest
   1971 [R: year and journal recalled]): leg glucose uptake up 7-fold at light and 10–20-fold at
   moderate to heavy work, with hepatic output rising, mainly by glycogenolysis.
@@ -45,9 +45,8 @@ These are not the Dalla Man normal subject at 50% VO2max, so no pass/fail check 
 But both the uptake (×1.4 here) and the hepatic answer are far below them. The exercise terms use
 LoopInsighT1's values for Dalla Man 2009. Epinephrine's action on glycogenolysis (0.002 per pg/mL)
 and the absence of an exercise drive on glucagon are assumptions. Calibrating them to such studies
-is open. The Dalla Man 2009 parameter values are LoopInsighT1's defaults (the
-paper's table could not be read; see the T1D module). The check ``exercise_whole_body`` of
-:mod:`vpop._mechanism_checks` compares it with published responses of healthy people.
+is open (the paper's own parameter table could not be read; see the T1D module). There is no
+``vpop validate`` check for whole-body exercise yet; the tests check directions and identities only.
 
 Inputs per output interval: ``meal_mg`` as in the parent, and ``exercise_pct_vo2max`` from the
 protocol's :class:`~vpop.ExerciseBout`\ s.
