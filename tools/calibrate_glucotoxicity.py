@@ -29,6 +29,7 @@ import numpy as np
 def main(argv=None):
     from vpop._progression import (
         ProgressionConfig,
+        _visit_steps,
         ifg_progression_rates,
         simulate_progression,
     )
@@ -54,8 +55,7 @@ def main(argv=None):
         at_risk = ok & (people["baseline_ada_class"] != "diabetes")
         # whole population: first yearly noise-free FPG >= 126 or HbA1c >= 6.5 among the non-diabetic
         w = tr[tr["person"].isin(people.loc[at_risk, "person"])]
-        yearly = np.sort(w["time [years]"].unique())
-        yearly = [min(yearly, key=lambda x: abs(x - y)) for y in np.arange(1.0, a.years + 1e-9, 1.0)]
+        yearly = _visit_steps(w, 1.0)
         w = w[w["time [years]"].isin(yearly)]
         hit = ((w["fpg [mg/dL]"] >= 126) | (w["hba1c [%]"] >= 6.5)).groupby(w["person"]).any()
         pop_rate = -np.log1p(-hit.mean()) / yearly[-1]

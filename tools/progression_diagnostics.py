@@ -49,6 +49,7 @@ def _dpp(n: int, seed: int) -> None:
 def _bmi(n: int, seed: int) -> None:
     from vpop._progression import (
         ProgressionConfig,
+        _visit_steps,
         incidence_rr_by_bmi,
         simulate_progression,
     )
@@ -59,9 +60,7 @@ def _bmi(n: int, seed: int) -> None:
             "relative_risk_mh [1]", "abdullah2010_rr [1]"]
     print("ADA definition (FPG, 2-h glucose, HbA1c; every 30-day step):")
     print(incidence_rr_by_bmi(people)[cols].to_string(index=False))
-    years = np.sort(tr["time [years]"].unique())
-    yearly = [min(years, key=lambda x, y=y: abs(x - y)) for y in range(1, 11)]
-    w = tr[tr["time [years]"].isin(yearly)]
+    w = tr[tr["time [years]"].isin(_visit_steps(tr, 1.0))]
     hit = ((w["fpg [mg/dL]"] >= 126) | (w["hba1c [%]"] >= 6.5)).groupby(w["person"]).any()
     t0 = tr[tr["time [years]"] == 0].set_index("person")
     base_ok = ((t0["fpg [mg/dL]"] < 126) & (t0["hba1c [%]"] < 6.5))

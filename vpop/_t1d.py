@@ -943,7 +943,7 @@ def _add_overlap(out, dt, t0, t1, rate):
         k = k_lo + j
         ok = k < T
         r, k = rows[ok], k[ok]
-        start = np.arange(T, dtype=float)[k] * dt
+        start = k * float(dt)
         overlap = np.clip(np.minimum(start + dt, t1[ok]) - np.maximum(start, t0[ok]), 0.0, dt)
         out[r, k] += overlap * rate / dt
 

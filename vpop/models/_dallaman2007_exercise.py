@@ -113,6 +113,12 @@ class DallaManExerciseInputs(NamedTuple):
     exercise_pct_vo2max: ArrayLike  #: exercise intensity over the interval [% VO2max above rest]
 
 
+def exercise_protocol_inputs(protocol, n_people: int) -> DallaManExerciseInputs:
+    """Per-interval inputs of a protocol for the exercise models: meal grams as jumps [mg] and each
+    interval's exercise intensity [% VO2max]."""
+    return DallaManExerciseInputs(meal_mg=protocol.doses_mg(n_people), exercise_pct_vo2max=protocol.exercise_pct_vo2max())
+
+
 def dallaman_exercise_params(p: DallaMan2007Params, values: dict | None = None) -> DallaMan2007ExerciseParams:
     """``p`` with the exercise parameters (defaults :data:`~vpop.models.EXERCISE_DEFAULTS` updated by
     ``values``, range-checked) broadcast to its people."""
@@ -158,12 +164,11 @@ class DallaMan2007Exercise(DallaMan2007):
         return exercise_reset(y, u.exercise_pct_vo2max)
 
     def protocol_inputs(self, protocol, n_people: int) -> DallaManExerciseInputs:
-        """Meal grams as jumps [mg] and each interval's exercise intensity [% VO2max]."""
-        return DallaManExerciseInputs(meal_mg=protocol.doses_mg(n_people), exercise_pct_vo2max=protocol.exercise_pct_vo2max())
+        return exercise_protocol_inputs(protocol, n_people)
 
     def basal_state(self, p):
         z = jnp.zeros_like(p.Gb)
-        return DallaManExerciseState(*self._dm.basal_state(DallaMan2007Params(**{k: getattr(p, k) for k in DALLAMAN_SPECS})), z, z, z)
+        return DallaManExerciseState(*self._dm.basal_state(p), z, z, z)
 
 
 # ------------------------------------------------------------------ with the liver and counter-regulation
@@ -228,7 +233,7 @@ class DallaMan2007LiverExercise(DallaMan2007Liver):
         return exercise_reset(self.apply_meal(y, u.meal_mg), u.exercise_pct_vo2max)
 
     def protocol_inputs(self, protocol, n_people: int) -> DallaManExerciseInputs:
-        return DallaMan2007Exercise.protocol_inputs(self, protocol, n_people)
+        return exercise_protocol_inputs(protocol, n_people)
 
     def basal_state(self, p):
         z = jnp.zeros_like(p.Gb)
