@@ -2,6 +2,7 @@
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -232,7 +233,7 @@ def test_calibration_recovers_a_known_population(pop):
     draw = draw_population(truth, 300, seed=11)
     out = simulate_outcomes(physiology_map(truth), truth, draw.arrays_only(), central_effects(truth), hyper_values(truth),
                             ogtt=False)
-    achieved, _ = target_values(truth, out, draw.age_y, soft=False)
+    achieved, _ = target_values(truth, out, draw.age_y, soft=False, bmi_kg_per_m2=draw.bmi_kg_per_m2)
     d["calibration"]["targets"] = [dict(t, value=float(achieved[t["name"]])) for t in d["calibration"]["targets"]]
     hy = hyper_values(truth)
     d["physiology"]["hyper"]["log_beta_mean"]["value"] = hy["log_beta_mean"] + 0.3
@@ -312,3 +313,76 @@ def test_fast_mode_outcomes_match_the_float64_reference(pop):
     # 1 mg/dL is the fast mode's accuracy budget (issue 8); HbA1c 0.01 %-points
     for k, tol in (("mean_glucose_24h [mg/dL]", 1.0), ("ogtt_2h_glucose [mg/dL]", 1.0), ("hba1c [%]", 0.01)):
         assert float(np.max(np.abs(np.asarray(fast[k]) - np.asarray(ref[k])))) < tol, k
+
+
+# ------------------------------------------------------------------------------------ risk-factor compensation
+def _bmi_only(pop: PopulationConfig, c: float, c_rf: float | None) -> PopulationConfig:
+    """The population with the BMI effect alone and given compensation exponents (None: leave c_rf out)."""
+    d = pop.model_dump()
+    d["effects"] = [e for e in d["effects"] if e["name"] == "bmi"]
+    d["physiology"]["hyper"]["compensation"]["value"] = c
+    if c_rf is None:
+        d["physiology"]["hyper"].pop("risk_factor_compensation")
+    else:
+        d["physiology"]["hyper"]["risk_factor_compensation"]["value"] = c_rf
+    return PopulationConfig.model_validate(d)
+
+
+def test_risk_factor_compensation_sets_the_disposition_index_effect_of_relative_risks(pop):
+    """An RR effect on insulin sensitivity moves log DI by (1 − c_rf) × its effect on log s, while
+    the random effects keep the exponent c; a file without c_rf gets c_rf = c (the old model)."""
+    def factors(cfg, bmi):
+        cov = sample_covariates(cfg.covariate_model(), 2, seed=0).replace(bmi_kg_per_m2=np.array(bmi, float))
+        draw = draw_population(cfg, 2, seed=0, covariates=cov)
+        draw = eqx.tree_at(lambda d: d.z, draw, jnp.zeros_like(draw.z))  # the same person at two BMIs
+        sh, sp, b = person_factors(physiology_map(cfg), draw, central_effects(cfg), hyper_values(cfg))
+        return np.asarray(0.5 * (sh + sp)), np.asarray(b)
+
+    for c_rf in (0.0, 0.3, 0.77):
+        cfg = _bmi_only(pop, 0.77, c_rf)
+        s, b = factors(cfg, [22.5, 34.0])
+        ds, db = s[1] - s[0], b[1] - b[0]
+        assert ds < -0.1  # obesity lowers insulin sensitivity
+        assert db == pytest.approx(-c_rf * ds, rel=1e-5)
+        assert db + ds == pytest.approx((1 - c_rf) * ds, rel=1e-5)
+    # absent from the file: equal to compensation, not calibrated, and the same people as c_rf = c
+    old = _bmi_only(pop, 0.6, None)
+    assert hyper_values(old)["risk_factor_compensation"] == 0.6
+    assert not old.physiology.hyper["risk_factor_compensation"].calibrate
+    np.testing.assert_array_equal(factors(old, [20.0, 40.0])[1], factors(_bmi_only(pop, 0.6, 0.6), [20.0, 40.0])[1])
+
+
+def test_bmi_share_targets_match_a_direct_count(pop):
+    """The age-standardised share of people with diabetes in a BMI class, recomputed by hand."""
+    draw = draw_population(pop, 600, seed=5)
+    out = simulate_outcomes(physiology_map(pop), pop, draw.arrays_only(), central_effects(pop), hyper_values(pop), ogtt=False)
+    achieved, _ = target_values(pop, out, draw.age_y, soft=False, bmi_kg_per_m2=draw.bmi_kg_per_m2)
+    fpg, a1c = np.asarray(out["fpg [mg/dL]"]), np.asarray(out["hba1c [%]"])
+    diab = (fpg >= 126) | (a1c >= 6.5)
+    age, bmi = np.asarray(draw.age_y), np.asarray(draw.bmi_kg_per_m2)
+    checked = 0
+    for t in pop.calibration.targets:
+        if t.statistic != "share":
+            continue
+        lo, hi = t.bmi_range_kg_per_m2
+        want = sum(w * np.mean((bmi[diab & (age >= a) & (age < b)] >= lo) & (bmi[diab & (age >= a) & (age < b)] < hi))
+                   for a, b, w in t.age_standard) / sum(w for *_, w in t.age_standard)
+        assert float(achieved[t.name]) == pytest.approx(want, abs=1e-6)
+        checked += 1
+    assert checked == 2
+    with pytest.raises(ValueError, match="needs each person's BMI"):
+        target_values(pop, out, draw.age_y, soft=False)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"bmi_range_kg_per_m2": None}, "bmi_range_kg_per_m2 is required"),
+    ({"outcome": "homa_ir"}, "share is of people with diabetes"),
+    ({"value": 1.5}, "within [0, 1]"),
+    ({"age_standard": [[40, 20, 1.0]]}, "age_lo < age_hi"),
+])
+def test_share_target_errors_name_the_field(pop, change, needle):
+    d = pop.model_dump()
+    t = next(t for t in d["calibration"]["targets"] if t["statistic"] == "share")
+    t.update(change)
+    with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        PopulationConfig.model_validate(d)

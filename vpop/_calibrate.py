@@ -83,8 +83,12 @@ def class_probabilities(out: dict, softness_glucose: float | None, softness_a1c:
     return d, pd_or_worse - d
 
 
-def target_values(cfg: PopulationConfig, out: dict, age_y, *, soft: bool):
-    """Achieved value of every calibration target (jnp scalars), and the number of failed people."""
+def target_values(cfg: PopulationConfig, out: dict, age_y, *, soft: bool, bmi_kg_per_m2=None):
+    """Achieved value of every calibration target (jnp scalars), and the number of failed people.
+
+    ``bmi_kg_per_m2`` (per person) is needed by ``share`` targets: the share of people with the
+    outcome whose BMI is in ``bmi_range_kg_per_m2``, directly age-standardised when the target has
+    ``age_standard`` (the share in each age group, averaged with the standard's weights)."""
     cal = cfg.calibration
     ok = out["status"] == 0
     clean = {k: jnp.where(ok, v, 0.0) for k, v in out.items() if k != "status"}
@@ -98,6 +102,16 @@ def target_values(cfg: PopulationConfig, out: dict, age_y, *, soft: bool):
         if t.statistic == "prevalence":
             x = d if t.outcome == "diabetes" else pre
             res[t.name] = jnp.sum(w * x) / jnp.sum(w)
+        elif t.statistic == "share":
+            if bmi_kg_per_m2 is None:
+                raise ValueError(f"target {t.name}: a BMI-class share needs each person's BMI (bmi_kg_per_m2)")
+            lo, hi = t.bmi_range_kg_per_m2
+            in_class = ((bmi_kg_per_m2 >= lo) & (bmi_kg_per_m2 < hi)).astype(d.dtype)
+            wx = w * (d if t.outcome == "diabetes" else pre)
+            groups = t.age_standard or [(-np.inf, np.inf, 1.0)]
+            shares = [jnp.sum(wx * g * in_class) / jnp.sum(wx * g) for g in
+                      (((age_y >= a) & (age_y < b)).astype(d.dtype) for a, b, _ in groups)]
+            res[t.name] = sum(wt * sh for (_, _, wt), sh in zip(groups, shares)) / sum(wt for _, _, wt in groups)
         else:
             if t.exclude_treated_diabetes:
                 w = w * (1.0 - cal.diagnosed_fraction_of_diabetes * d)
@@ -172,7 +186,7 @@ def evaluate(cfg: PopulationConfig, draw: PopulationDraw, *, mode: str = "fast",
     theta = central_effects(cfg) if theta is None else theta
     hyper = hyper_values(cfg) if hyper is None else hyper
     out = simulate_outcomes(pm, cfg, draw, theta, hyper, ogtt=False, mode=mode)
-    achieved, n_failed = target_values(cfg, out, draw.age_y, soft=False)
+    achieved, n_failed = target_values(cfg, out, draw.age_y, soft=False, bmi_kg_per_m2=draw.bmi_kg_per_m2)
     rows = []
     for t in cfg.calibration.targets:
         a = float(achieved[t.name])
@@ -203,7 +217,7 @@ def calibrate(cfg: PopulationConfig, *, steps: int | None = None, n_people: int 
     def loss_fn(z, exclude):
         hyper, theta = pk.unpack(z)
         out = simulate_outcomes(pm, cfg, draw, theta, hyper, ogtt=False, mode=mode, exclude=exclude)
-        achieved, n_failed = target_values(cfg, out, draw.age_y, soft=True)
+        achieved, n_failed = target_values(cfg, out, draw.age_y, soft=True, bmi_kg_per_m2=draw.bmi_kg_per_m2)
         errs = _errors(cfg, achieved)
         fit = sum(e ** 2 for e in errs.values())
         return fit + pk.prior(z), (fit, achieved, n_failed)

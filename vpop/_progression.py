@@ -318,13 +318,13 @@ def simulate_progression(pop, n_people: int, *, config: ProgressionConfig | None
 
     def factors(F, t):
         d = base.arrays_only()
-        d = type(d)(F.astype(d.features.dtype), d.z, d.bw_kg, d.rbc_age_d, d.age_y, None, None)
-        log_sh, log_sp, log_b_star = person_factors(pm, d, theta, hyper)
-        return log_sh, log_sp, log_b_star + jnp.asarray(rho) * t
+        d = type(d)(F.astype(d.features.dtype), d.z, d.bw_kg, d.rbc_age_d, d.age_y, None, None, None)
+        log_sh, log_sp, log_b_star, comp = person_factors(pm, d, theta, hyper, with_compensation=True)
+        return log_sh, log_sp, log_b_star + jnp.asarray(rho) * t, comp
 
     @jax.jit
     def run(F, BW, EGP):
-        log_sh0, log_sp0, log_b0 = factors(F[0], 0.0)
+        log_sh0, log_sp0, log_b0, comp0 = factors(F[0], 0.0)
         p0 = fasting(log_sh0, log_sp0, log_b0, BW[0], EGP[0])
         g_day0 = _mean_day_glucose(p0)
         a1c0 = hba1c_percent(g_day0, base.rbc_age_d)
@@ -333,15 +333,14 @@ def simulate_progression(pop, n_people: int, *, config: ProgressionConfig | None
         # which the calibrated cross-sectional state already contains; only changes act
         drive0 = p0.Gb if cfg.glucotoxicity_glucose == "fasting" else g_day0
         log_f0 = (_log_sigma_mi(drive0 - cfg.glucotoxicity_shift_mg_per_dl) if cfg.glucotoxicity == "ha2016" else jnp.zeros_like(g_day0)).astype(log_b0.dtype)
-        # "none": beta cells keep the compensation of baseline; only intrinsic/covariate effects on b move
-        e0 = (log_sh0 + log_sp0) * 0.5
 
         def step(carry, inp):
             log_b, chain, log_f = carry
             F_k, bw, egp, t = inp
-            log_sh, log_sp, log_b_star = factors(F_k, t)
+            log_sh, log_sp, log_b_star, comp = factors(F_k, t)
             if cfg.adaptation == "none":
-                log_b = (log_b_star + hyper["compensation"] * ((log_sh + log_sp) * 0.5 - e0)
+                # "none": beta cells keep the compensation of baseline; only intrinsic/covariate effects on b move
+                log_b = (log_b_star - (comp - comp0)
                          - jnp.asarray(k_auto) * jnp.maximum(t - jnp.asarray(t_onset), 0.0))
                 log_b = jnp.maximum(log_b, LOG_B_FLOOR)
             # glucotoxicity only takes function away from the calibrated baseline: recovering from the

@@ -20,10 +20,26 @@ Three log-scale factors per person, relative to the Dalla Man 2007 normal subjec
 * hepatic insulin sensitivity ``s_h`` and peripheral insulin sensitivity ``s_p``:
   ``log s_h = μ_s + E_s + E_sh + σ_s·z₁``; ``log s_p = μ_s + E_s + E_sp + σ_s·(ρ z₁ + √(1−ρ²) z₂)``;
 * beta-cell function (mass × secretory capacity) ``b``:
-  ``log b = μ_b − c·(log s_h + log s_p)/2 + E_b + σ_b·z₃``, where ``c`` is the compensation
-  exponent (``c = 1``: the hyperbolic law, disposition index independent of sensitivity; Kahn 1993);
+  ``log b = μ_b − c·(s̄ − s̄_rr) − c_rf·s̄_rr + E_b + σ_b·z₃`` with ``s̄ = (log s_h + log s_p)/2``,
+  where ``c`` is the compensation exponent (``c = 1``: the hyperbolic law, disposition index
+  independent of sensitivity; Kahn 1993) and ``s̄_rr`` the part of ``s̄`` that comes from the
+  relative-risk effects on insulin sensitivity (BMI, activity, smoking, diet …), which beta cells
+  compensate with their own exponent ``c_rf`` (``risk_factor_compensation``);
 
 ``E_·`` are the sums of covariate effects on each target and ``z`` are standard normal.
+
+*Why two compensation exponents.* An effect known as a relative risk of diabetes (next section)
+reaches fasting glucose, and so diabetes, only through the disposition index ``DI = b·√(s_h s_p)``;
+an insulin-sensitivity effect moves ``log DI`` by ``(1 − c)`` times its effect on ``log s``. With a
+single ``c`` (≈ 0.77 when calibrated on prevalence and insulin quantiles alone) obesity hardly
+lowered the disposition index: of the simulated adults with diabetes only 43% were obese and 24%
+normal-weight (age-standardised), against 65.5% and 9.5% in NHANES 2009–2012 (CDC MMWR 2014), and
+in the progression model obese people did not develop diabetes faster than lean ones. The
+``us_adults`` population therefore calibrates ``c_rf`` separately, on those two NHANES shares
+(calibration targets ``diabetes_share_obese`` and ``diabetes_share_normal_weight``): risk-factor
+insulin resistance is less fully compensated than the unexplained person-to-person variation,
+as the lower disposition index of obese people says [ASSUMED structure, calibrated size]. A
+population file without ``risk_factor_compensation`` gets ``c_rf = c`` (the single-exponent model).
 
 Effects given on the log scale of the target (``scale: log_multiplier``, e.g. the age slope of
 log SI of Denti 2010) add directly. Effects known only as a relative risk of type 2 diabetes
@@ -76,7 +92,10 @@ from ._sets import parameters_from_set
 TARGETS = ("insulin_sensitivity", "hepatic_insulin_sensitivity", "peripheral_insulin_sensitivity", "beta_cell_function")
 FINDINGS = ("effect", "null", "harmful", "no_estimate", "association_only")
 HYPER_NAMES = ("log_si_mean", "log_si_sd", "si_hepatic_peripheral_rho", "log_beta_mean", "log_beta_sd",
-               "compensation", "liability_scale_log", "islet_failure_hepatic_axis")
+               "compensation", "liability_scale_log", "islet_failure_hepatic_axis", "risk_factor_compensation")
+#: hyperparameters a population YAML may leave out, and the one whose spec stands in for each
+#: (``risk_factor_compensation`` absent: risk-factor insulin resistance is compensated like any other)
+OPTIONAL_HYPER = {"risk_factor_compensation": "compensation"}
 _Z95 = 1.959963984540054
 
 
@@ -178,6 +197,21 @@ class PhysiologyConfig(_Strict):
     reference_prevalence: float = Field(0.13, gt=0, lt=0.5, description="p₀ of the RR → liability conversion")
     hyper: dict[str, HyperSpec]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _optional_hyper(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("hyper"), dict):
+            hyper = dict(data["hyper"])
+            for k, stand_in in OPTIONAL_HYPER.items():
+                if k not in hyper and stand_in in hyper:
+                    spec = hyper[stand_in]
+                    spec = dict(spec.model_dump() if isinstance(spec, HyperSpec) else spec)
+                    spec["description"] = f"absent from the population file: equal to {stand_in}"
+                    spec["calibrate"] = False
+                    hyper[k] = spec
+            data = {**data, "hyper": hyper}
+        return data
+
     @model_validator(mode="after")
     def _names(self):
         missing = set(HYPER_NAMES) - set(self.hyper)
@@ -210,10 +244,15 @@ class TargetSpec(_Strict):
     """A calibration target: a prevalence or a quantile, in a subgroup, with its source."""
 
     name: str
-    statistic: Literal["prevalence", "quantile"]
+    statistic: Literal["prevalence", "quantile", "share"]
     outcome: Literal["diabetes", "prediabetes", "fasting_insulin_uu_per_ml", "homa_ir"]
     q: float | None = Field(None, gt=0, lt=1)
     age_min_y: float | None = None
+    bmi_range_kg_per_m2: tuple[float, float] | None = Field(
+        None, description="share: the BMI class [lo, hi) whose share among people with the outcome is the target")
+    age_standard: list[tuple[float, float, float]] | None = Field(
+        None, description="share: direct age standardisation, (age_lo, age_hi, weight) per group [y, y, 1]; "
+                          "the share is computed in each age group and averaged with these weights")
     value: float
     tolerance: float = Field(gt=0)
     tolerance_kind: Literal["absolute", "relative"]
@@ -224,6 +263,17 @@ class TargetSpec(_Strict):
     def _q(self):
         if (self.statistic == "quantile") != (self.q is not None):
             raise ValueError(f"target {self.name}: q is required for quantiles and only for them")
+        if (self.statistic == "share") != (self.bmi_range_kg_per_m2 is not None):
+            raise ValueError(f"target {self.name}: bmi_range_kg_per_m2 is required for shares and only for them")
+        if self.statistic == "share" and self.outcome not in ("diabetes", "prediabetes"):
+            raise ValueError(f"target {self.name}: a share is of people with diabetes or prediabetes, got outcome {self.outcome!r}")
+        if self.statistic == "share" and not 0 <= self.value <= 1:
+            raise ValueError(f"target {self.name}: a share must be within [0, 1], got {self.value}")
+        if self.age_standard is not None:
+            if self.statistic != "share":
+                raise ValueError(f"target {self.name}: age_standard is only for shares")
+            if any(not (lo < hi and w > 0) for lo, hi, w in self.age_standard):
+                raise ValueError(f"target {self.name}: age_standard groups need age_lo < age_hi and weight > 0, got {self.age_standard}")
         return self
 
 
@@ -419,10 +469,12 @@ class PopulationDraw(eqx.Module):
     #: features the beta cells have adapted to (default: ``features``); an intervention arm keeps
     #: the pre-intervention ones, so improved sensitivity is not cancelled by compensation reversal
     adapted_features: jax.Array | None = None
+    bmi_kg_per_m2: jax.Array | None = None  # (n,), for BMI-class calibration targets
 
     def arrays_only(self) -> "PopulationDraw":
         """The same draw without the host-side covariate table (for jit: one compile per shape)."""
-        return PopulationDraw(self.features, self.z, self.bw_kg, self.rbc_age_d, self.age_y, None, self.adapted_features)
+        return PopulationDraw(self.features, self.z, self.bw_kg, self.rbc_age_d, self.age_y, None, self.adapted_features,
+                              self.bmi_kg_per_m2)
 
 
 def draw_population(cfg: PopulationConfig, n_people: int, seed: int = 0, covariates: Covariates | None = None) -> PopulationDraw:
@@ -436,7 +488,7 @@ def draw_population(cfg: PopulationConfig, n_people: int, seed: int = 0, covaria
     rbc = cfg.glycation.rbc_age_mean_d + cfg.glycation.rbc_age_sd_d * rng.standard_normal(n)
     bw = cov.numeric("bmi_kg_per_m2") * cov.numeric("height_m") ** 2
     return PopulationDraw(jnp.asarray(feature_matrix(cfg.effects, cov)), jnp.asarray(z), jnp.asarray(bw),
-                          jnp.asarray(rbc), jnp.asarray(cov.numeric("age_y")), cov)
+                          jnp.asarray(rbc), jnp.asarray(cov.numeric("age_y")), cov, None, jnp.asarray(cov.numeric("bmi_kg_per_m2")))
 
 
 def with_covariates(cfg: PopulationConfig, draw: PopulationDraw, cov: Covariates, *, readapt: bool = False) -> PopulationDraw:
@@ -450,7 +502,7 @@ def with_covariates(cfg: PopulationConfig, draw: PopulationDraw, cov: Covariates
     bw = cov.numeric("bmi_kg_per_m2") * cov.numeric("height_m") ** 2
     adapted = None if readapt else (draw.features if draw.adapted_features is None else draw.adapted_features)
     return PopulationDraw(jnp.asarray(feature_matrix(cfg.effects, cov)), draw.z, jnp.asarray(bw), draw.rbc_age_d,
-                          jnp.asarray(cov.numeric("age_y")), cov, adapted)
+                          jnp.asarray(cov.numeric("age_y")), cov, adapted, jnp.asarray(cov.numeric("bmi_kg_per_m2")))
 
 
 class PhysiologyMap(eqx.Module):
@@ -494,16 +546,26 @@ def effect_coefficients(pm: PhysiologyMap, theta, liability_scale_log):
     return jnp.where(is_rr, -delta * liability_scale_log, theta)
 
 
-def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
-    """``log s_h, log s_p, log b`` per person (differentiable in ``theta`` and ``hyper``)."""
+def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict, *, with_compensation: bool = False):
+    """``log s_h, log s_p, log b`` per person (differentiable in ``theta`` and ``hyper``).
+
+    Beta-cell compensation: ``log b`` carries ``−c·s̄`` for the insulin resistance of the random
+    effects and of the log-multiplier effects (``c`` = ``compensation``), and ``−c_rf·s̄_rr`` for the
+    part of ``s̄ = (log s_h + log s_p)/2`` that comes from relative-risk effects on insulin
+    sensitivity (``c_rf`` = ``risk_factor_compensation``; see the module docstring). With
+    ``with_compensation`` the compensation term itself is returned as a fourth array.
+    """
     coef = effect_coefficients(pm, theta, hyper["liability_scale_log"])
     tgt = jnp.asarray(pm.target_index)
+    rr = jnp.asarray(pm.is_rr, bool)
     z = draw.z
     rho = hyper["si_hepatic_peripheral_rho"]
     sd_s = hyper["log_si_sd"]
 
-    def effects(features):
+    def effects(features, only_rr=False):
         contrib = features * coef[None, :]  # (n, E)
+        if only_rr:
+            contrib = jnp.where(rr[None, :], contrib, 0.0)
         return [jnp.sum(jnp.where(tgt[None, :] == j, contrib, 0.0), axis=1) for j in range(len(TARGETS))]
 
     def sensitivity(e_s, e_sh, e_sp):
@@ -513,13 +575,14 @@ def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
 
     e_s, e_sh, e_sp, e_b = effects(draw.features)
     log_sh, log_sp = sensitivity(e_s, e_sh, e_sp)
-    if draw.adapted_features is None:
-        ref_sh, ref_sp = log_sh, log_sp
-    else:
-        a_s, a_sh, a_sp, _ = effects(draw.adapted_features)
-        ref_sh, ref_sp = sensitivity(a_s, a_sh, a_sp)
-    log_b = hyper["log_beta_mean"] - hyper["compensation"] * 0.5 * (ref_sh + ref_sp) + e_b + hyper["log_beta_sd"] * z[:, 2]
-    return log_sh, log_sp, log_b
+    ref_features = draw.features if draw.adapted_features is None else draw.adapted_features
+    a_s, a_sh, a_sp, _ = effects(ref_features)
+    ref_sh, ref_sp = sensitivity(a_s, a_sh, a_sp)
+    r_s, r_sh, r_sp, _ = effects(ref_features, only_rr=True)
+    s_rr = r_s + 0.5 * (r_sh + r_sp)  # the relative-risk effects' part of the mean log sensitivity
+    comp = -hyper["compensation"] * (0.5 * (ref_sh + ref_sp) - s_rr) - hyper["risk_factor_compensation"] * s_rr
+    log_b = hyper["log_beta_mean"] + comp + e_b + hyper["log_beta_sd"] * z[:, 2]
+    return (log_sh, log_sp, log_b, comp) if with_compensation else (log_sh, log_sp, log_b)
 
 
 def person_parameters(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
