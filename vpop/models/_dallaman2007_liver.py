@@ -11,25 +11,27 @@ from :mod:`vpop.models._counterregulation`::
     dGly/dt = HGU_sys + first pass + IND − GLY
     dGp/dt  = EGP_net + Ra − Uii − E − k1·Gp + k2·Gt          (the rest as in Dalla Man 2007)
 
-The liver reads plasma insulin I, the Dalla Man delayed insulin signal Id (so ``ki`` of the Dalla
-Man set is the liver's insulin delay) and Ra. Glucagon sees plasma glucose and insulin relative to
+The liver reads plasma insulin I, the Dalla Man delayed insulin signals I1 and Id (so ``ki`` of the
+Dalla Man set is the liver's insulin delay; I1 activates the direct pathway, Id suppresses
+glycogenolysis and routes GNG carbon to glycogen) and Ra. Glucagon sees plasma glucose and insulin relative to
 ``Gb`` and ``Ib``.
 
 **Basal consistency.** :meth:`DallaMan2007Liver.make_params` scales ``glycogenolysis_max`` and
 ``gng_rate`` per person by one factor so that the liver's net output at the basal state (Gb, Ib,
-glycogen ``glycogen_initial``, basal glucagon) equals the Dalla Man basal EGP (normal set: ×1.09;
-T2D set: ×2.17); the basal state of the parent is then a steady state of every state but glycogen,
-which falls slowly as a fast goes on (the physiology: the overnight liver loses glycogen). With
-``counterregulation=False`` glucagon and epinephrine stay at basal. ``make_params(dm,
-vpop.models._liver.PROMPT_INSULIN_LIVER_VALUES)`` gives the issue-6 liver with the prompt insulin
-inhibition of glycogenolysis (not the default; see :mod:`vpop.models._liver`); its basal state is
-steady too (tests/test_liver_coupled.py).
+glycogen ``glycogen_initial``, basal glucagon) equals the Dalla Man basal EGP (with the default liver,
+normal set: ×0.99; T2D set: ×1.95; measured after issue 6's fix); the basal state of the parent is then
+a steady state of every state but glycogen, which falls slowly as a fast goes on (the physiology: the
+overnight liver loses glycogen). With ``counterregulation=False`` glucagon and epinephrine stay at
+basal. ``make_params(dm, vpop.models._liver.ORIGINAL_LIVER_VALUES)`` gives the liver before issue 6's
+fix and ``PROMPT_INSULIN_LIVER_VALUES`` the issue-6 variant d (see :mod:`vpop.models._liver`); their
+basal states are steady too (tests/test_liver_coupled.py).
 
 **Validity: meals and days, not prolonged fasts.** The Dalla Man utilisation and secretion have no
 fasting adaptation (no fall of glucose use, no rise of GNG with falling insulin), so when the liver's
 glycogen runs down the coupled model's glucose falls too far: from the normal basal state without
-food, glucose is 79 mg/dL at 22 h, 62 at 30 h and 42 at 40 h of fasting (measured), where people stay near
-65–75 mg/dL. Use the driven liver (``vpop._mechanism_checks.fasting_gng_fraction``) for fasting.
+food (the basal state taken as 14 h of fasting; reference engine), glucose is 87 mg/dL at 22 h, 73 at
+30 h and 50 at 40 h of fasting with the default liver (measured after issue 6's fix; 82, 62 and 32 with
+``ORIGINAL_LIVER_VALUES``), where people stay near 65–75 mg/dL. Use the driven liver (``vpop._mechanism_checks.fasting_gng_fraction``) for fasting.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class DallaMan2007Liver(DallaMan2007):
         if match_basal_egp:
             dm = dallaman_params
             egp_b = jnp.maximum(dm.kp1 - dm.kp2 * dm.Gb * dm.VG - dm.kp3 * dm.Ib - dm.kp4 * dm.Sb / dm.gamma, 0.0)
-            f = liver_fluxes(g0, dm.Gb, dm.Ib, dm.Ib, 0.0, lv)
+            f = liver_fluxes(g0, dm.Gb, dm.Ib, dm.Ib, 0.0, lv, insulin_signal_1_pmol_per_l=dm.Ib)
             released = f.egp_mg_per_kg_min  # glycogenolysis + GNG − indirect: all ∝ the common scale
             scale = (egp_b + f.hepatic_uptake_mg_per_kg_min) / released
             try:
@@ -187,7 +189,7 @@ class DallaMan2007Liver(DallaMan2007):
         I = ydm.insulin_plasma / pdm.VI
         Ra = pdm.f * pdm.kabs * ydm.gut / pdm.BW
         return liver_fluxes(gly, G, I, ydm.insulin_signal_egp, Ra, p.liver(), ycr.glucagon_action_pg_per_ml,
-                            ycr.epinephrine_action_pg_per_ml)
+                            ycr.epinephrine_action_pg_per_ml, ydm.insulin_signal_1)
 
     def fluxes(self, y, p) -> DallaManFluxes:
         fx = DallaMan2007.fluxes(self, y, p)
