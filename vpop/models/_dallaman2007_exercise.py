@@ -22,12 +22,12 @@ normal subject, 60 min at 50% VO2max from the basal state, at 55 min into the bo
 ==========================  ===============================  ==================================
 quantity                    ``DallaMan2007Exercise``         ``DallaMan2007LiverExercise``
 ==========================  ===============================  ==================================
-uptake U [mg/kg/min]        1.92 → 2.65 (×1.38)              1.92 → 2.63 (×1.37)
-EGP [mg/kg/min]             1.92 → 2.01                      1.92 → 1.93 (1.84 at rest)
-insulin [pmol/L]            25.6 → 18.2                      25.6 → 17.3
+uptake U [mg/kg/min]        1.92 → 2.65 (×1.38)              1.92 → 2.66 (×1.39)
+EGP [mg/kg/min]             1.92 → 2.01                      1.92 → 2.08 (1.89 at rest)
+insulin [pmol/L]            25.6 → 18.2                      25.6 → 18.5
 epinephrine [pg/mL]         —                                30 → 60 (assumed gain: ×2 at 50%)
-glucose nadir [mg/dL]       81.1 (at 143 min)                78.9 (at 161 min)
-liver glycogen, 2 h         —                                680 mg/kg (684 without exercise)
+glucose nadir [mg/dL]       81.1 (at 143 min)                82.1 (at 142 min)
+liver glycogen, 2 h         —                                691 mg/kg (697 without exercise)
 ==========================  ===============================  ==================================
 
 Tracer studies of fasted, trained men report much larger turnover, with hepatic output matching
