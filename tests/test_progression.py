@@ -192,3 +192,27 @@ def test_incidence_rr_by_bmi_pools_strata_by_mantel_haenszel():
     assert r.loc["obese", "n_people"] == 250 and r.loc["obese", "n_events"] == 130
     crude = r.loc["obese", "cumulative_incidence [1]"] / r.loc["obese", "normal_weight_cumulative_incidence [1]"]
     assert crude > 2.5  # the confounded crude ratio differs from the pooled one
+
+
+def test_risk_factor_decline_is_off_by_default_and_follows_risk_factor_insulin_resistance():
+    """The experimental ``beta_decline_risk_factor_per_year`` κ: 0 reproduces the default run exactly;
+    with κ > 0 (no adaptation, no glucotoxicity, constant covariates, so the effect is isolated) log
+    beta-cell function falls by κ·max(−s̄_rr, 0) per year, counted from the end of the first step,
+    and not at all in people whose risk factors are protective (s̄_rr ≥ 0)."""
+    from vpop._virtual_population import central_effects, draw_population, hyper_values, person_factors, physiology_map
+
+    pop = load_population("us_adults")
+    base = dict(years=3, step_days=90, ogtt=False, adaptation="none", glucotoxicity="none", **STILL)
+    _, a = simulate_progression(pop, 40, config=ProgressionConfig(**base), seed=3)
+    _, b = simulate_progression(pop, 40, config=ProgressionConfig(**base, beta_decline_risk_factor_per_year=0.0), seed=3)
+    _, c = simulate_progression(pop, 40, config=ProgressionConfig(**base, beta_decline_risk_factor_per_year=0.1), seed=3)
+    col = "log_beta_cell_function [1]"
+    np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy())
+    end = a["time [years]"].max()
+    drop = (a[a["time [years]"] == end].set_index("person")[col] - c[c["time [years]"] == end].set_index("person")[col]).to_numpy()
+    draw = draw_population(pop, 40, seed=3)
+    *_, s_rr = person_factors(physiology_map(pop), draw, central_effects(pop), {k: np.float64(v) for k, v in hyper_values(pop).items()},
+                              with_compensation=True)
+    want = 0.1 * np.maximum(-np.asarray(s_rr), 0.0) * (end - 90 / 365.25)
+    assert (want > 0.02).sum() > 10 and (np.asarray(s_rr) > 0).sum() >= 1  # both kinds of people are in the sample
+    np.testing.assert_allclose(drop, want, atol=2e-4)

@@ -553,7 +553,8 @@ def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict, 
     effects and of the log-multiplier effects (``c`` = ``compensation``), and ``−c_rf·s̄_rr`` for the
     part of ``s̄ = (log s_h + log s_p)/2`` that comes from relative-risk effects on insulin
     sensitivity (``c_rf`` = ``risk_factor_compensation``; see the module docstring). With
-    ``with_compensation`` the compensation term itself is returned as a fourth array.
+    ``with_compensation`` the compensation term itself and ``s̄_rr`` are returned as fourth and fifth
+    arrays.
     """
     coef = effect_coefficients(pm, theta, hyper["liability_scale_log"])
     tgt = jnp.asarray(pm.target_index)
@@ -582,7 +583,7 @@ def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict, 
     s_rr = r_s + 0.5 * (r_sh + r_sp)  # the relative-risk effects' part of the mean log sensitivity
     comp = -hyper["compensation"] * (0.5 * (ref_sh + ref_sp) - s_rr) - hyper["risk_factor_compensation"] * s_rr
     log_b = hyper["log_beta_mean"] + comp + e_b + hyper["log_beta_sd"] * z[:, 2]
-    return (log_sh, log_sp, log_b, comp) if with_compensation else (log_sh, log_sp, log_b)
+    return (log_sh, log_sp, log_b, comp, s_rr) if with_compensation else (log_sh, log_sp, log_b)
 
 
 def person_parameters(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict):
