@@ -44,6 +44,12 @@ COMMON = textwrap.dedent("""
         for i, leaf in enumerate(__import__("jax").tree_util.tree_leaves(t1d.records)):
             out[f"t1d.record{i}"] = np.asarray(leaf)
         return out
+    def written_runs():
+        # the opt-in written-out Bosh3 (sharded: one-device program per device), both models
+        meal = meal_run(fast_solver="bosh3_written")
+        t1d = vpop.simulate_t1d(vpop.uva_padova_cohort(), vpop.T1DScenario.daily(1, step_min=5.0), seed=1,
+                                fast_solver="bosh3_written")
+        return {"written_" + k: v for k, v in flat(meal, t1d).items()}
 """)
 
 EIGHT_DEVICES = COMMON + textwrap.dedent("""
@@ -51,9 +57,12 @@ EIGHT_DEVICES = COMMON + textwrap.dedent("""
     from jax.sharding import PartitionSpec as P
     assert len(jax.devices()) == 8, jax.devices()
     single = flat(meal_run(), t1d_run())
+    single.update(written_runs())
     with vpop.use_devices("all"):
         t1d8 = t1d_run()
+        written8 = written_runs()
     sharded = flat(meal_run(devices="all"), t1d8)
+    sharded.update(written8)
     # 64 people: no padding to drop, so the output keeps its sharding over the 8 devices
     model, params, _ = vpop.sample_population("DallaMan2007_normal", 64, cv={"Vmx": 0.3}, seed=1)
     r64 = vpop.simulate(model, params, vpop.ogtt(save_every_min=10.0), mode="fast", devices="all")
@@ -81,7 +90,8 @@ DISTRIBUTED = COMMON + textwrap.dedent("""
     meal = meal_run(devices="all")
     with vpop.use_devices("all"):
         t1d = t1d_run()
-    np.savez(out, **flat(meal, t1d))
+        written = written_runs()
+    np.savez(out, **flat(meal, t1d), **written)
     print(json.dumps({"process": jax.process_index(), "rows": [r for rr in rows for r in rr]}))
     jax.distributed.shutdown()
 """)
@@ -97,7 +107,7 @@ def _env(**extra):
 def _this_process_runs():
     ns: dict = {}
     exec(COMMON, ns)  # the same code as the subprocesses, run on this process's single device
-    return ns["flat"](ns["meal_run"](), ns["t1d_run"]())
+    return {**ns["flat"](ns["meal_run"](), ns["t1d_run"]()), **ns["written_runs"]()}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +135,7 @@ def test_eight_host_devices_give_identical_results(tmp_path, single_device):
     z = dict(np.load(out))
     keys = list(single_device)
     assert any(k.startswith("t1d.record") for k in keys)
+    assert {"written_meal.glucose_plasma", "written_t1d.glucose_plasma"} <= set(keys)
     _assert_identical(z, z, "sharded.", "single.", keys)  # 8 devices vs 1, same process
     _assert_identical(single_device, z, "", "single.", keys)  # vs this 1-device process
     _assert_identical(single_device, z, "", "sharded.", keys)

@@ -28,7 +28,10 @@ with ``jax.sharding`` — a 1-D :class:`jax.sharding.Mesh` with axis ``"people"`
 ``NamedSharding(mesh, P("people"))`` on every per-person leaf (parameters, state, per-person inputs,
 controller state). The person count is padded to a multiple of the device count by repeating the last
 person, and the padding is dropped from the results. The solve itself is the same compiled program;
-XLA partitions it (there is no communication: people never interact). With ``jax.distributed``
+XLA partitions it (there is no communication: people never interact). The exception is the fast
+scheme ``"bosh3_written"``: there every device runs the one-device program on its own block of people
+(:func:`_fast_solve_per_device`, one compilation per device), because the partitioned program rounds
+differently in the last bit (FMA contraction inside differently fused kernels). With ``jax.distributed``
 initialised, the mesh may span the devices of several processes (multi-host): every process passes
 the whole population, computes the people on its own devices, and the results are gathered so that
 every process returns the whole population. Every device's share is padded to a multiple of
@@ -70,8 +73,9 @@ MODES = ("reference", "fast")
 
 #: Fixed-step schemes available to the fast mode: diffrax solvers stepped directly, except
 #: ``"bosh3_written"``, the same Bogacki–Shampine 3 written out on the state pytree
-#: (:func:`_bosh3_written_out`), 3.7x faster for the Dalla Man model but not bit-identical between one
-#: and several devices (see there). A model may step ``"bosh3"`` itself (``fast_interval_stepper``).
+#: (:func:`_bosh3_written_out`), 3.7x faster for the Dalla Man model (one device, quiet machine) and,
+#: sharded, run as one one-device program per device so that it stays bit-identical to the unsharded
+#: run (:func:`_fast_solve_per_device`). A model may step ``"bosh3"`` itself (``fast_interval_stepper``).
 FAST_SOLVERS = {"tsit5": diffrax.Tsit5, "bosh3": diffrax.Bosh3, "bosh3_written": diffrax.Bosh3, "heun": diffrax.Heun,
                 "midpoint": diffrax.Midpoint}
 
@@ -85,10 +89,22 @@ def _bosh3_written_out(model, params, dt: float, substeps: int):
     model, 1.45x). Against stepping diffrax's ``Bosh3``: the same values to float32 rounding
     (7.6e-5 mg/dL on a day with meals), 3.7x faster for the Dalla Man model at 1-min steps
     (10 000 people, one CPU device, session 4), and independent of the batch size (0.0 between 8,
-    16 and 56 people). It is opt-in (``fast_solver="bosh3_written"``), not the default, because
-    sharded over 8 host devices it differed from the one-device run by 3e-5 mg/dL, while the default
-    is bit-identical (``tests/test_scale.py``); why the partitioned program rounds differently is
-    open."""
+    16 and 56 people). It is opt-in (``fast_solver="bosh3_written"``).
+
+    Sharding: as a program partitioned by XLA over 8 (or 2) host devices it differed from the
+    one-device run by 3.05e-5 mg/dL (first in ``insulin_action``, at the basal state). The cause is
+    FMA contraction: XLA:CPU always lets LLVM fuse a multiply and an add of one fused kernel into an
+    FMA (one rounding instead of two; ``vfmadd`` in the kernels' object code), and the partitioned
+    program is fused differently from the one-device program (measured with Shardy, under
+    ``jax.shard_map`` too, and with GSPMD under ``jax.shard_map``: the same 3.05e-5 mg/dL). With
+    ``XLA_FLAGS=--xla_cpu_max_isa=AVX`` (no FMA) the partitioned run is bit-identical, with no cost
+    seen on a loaded machine (0.61 against 0.65 s for 10 000 people-days), but that flag is
+    process-wide and cannot be set per compilation (``compiler_options`` does not change the target
+    ISA). So the
+    sharded run of this scheme does not use XLA's partitioner: every device runs the one-device
+    program on its block (:func:`_fast_solve_per_device`), bit-identical to the unsharded run
+    (``tests/test_scale.py``, 8 host devices and two processes) at the price of one compilation per
+    device."""
     h = dt / substeps
     tree_map = jax.tree_util.tree_map
 
@@ -436,6 +452,40 @@ def _fast_solve(model, params, y0, xs, dt, n_int, names, substeps, policy, pstat
     return saved, records, finite, gmin
 
 
+def _fast_solve_per_device(mesh, n_pad, model, params, y0, xs, fast_args, policy, pstate0, solver_name):
+    """Sharded fast mode without XLA's partitioner: every device of ``mesh`` that this process
+    addresses runs the one-device program (:func:`_fast_solve`, compiled for that device) on its own
+    block of people, and the blocks are assembled into arrays sharded over ``"people"``.
+
+    Used for ``"bosh3_written"`` (see :func:`_bosh3_written_out`): XLA fuses a program partitioned
+    over several devices differently from the one-device program, and XLA:CPU lets LLVM contract a
+    multiply and an add of one fused kernel into an FMA (one rounding instead of two), so the
+    partitioned program rounded some states differently in the last bit (3e-5 mg/dL of glucose over
+    a day). Each block is a multiple of :data:`LANE_MULTIPLE` people and the one-device program does
+    not depend on the batch size, so the result equals the unsharded run bit for bit. The cost: one
+    compilation per device (cached like every jit); the blocks run concurrently (asynchronous
+    dispatch). The inputs are already placed by :func:`_shard_people` and :func:`_replicate`."""
+    sharding = NamedSharding(mesh, PartitionSpec(PEOPLE_AXIS))
+
+    def on(device, tree):
+        """Each array leaf's shard on ``device``: the device's block of people, or the whole of a
+        replicated array."""
+        def one(x):
+            if not isinstance(x, jax.Array):
+                return x
+            return next(s.data for s in x.addressable_shards if s.device == device)
+
+        return jax.tree_util.tree_map(one, tree)
+
+    blocks = [_fast_solve(*on(device, (model, params, y0, xs)), *fast_args, *on(device, (policy, pstate0)), solver_name)
+              for device in sorted(sharding.addressable_devices, key=lambda d: d.id)]
+
+    def assemble(*leaves):
+        return jax.make_array_from_single_device_arrays((n_pad,) + leaves[0].shape[1:], sharding, list(leaves))
+
+    return jax.tree_util.tree_map(assemble, *blocks)
+
+
 def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, policy=None, pstate0=None,
           rtol=1e-10, atol=1e-10, max_steps=4096, substeps=None, fast_solver="bosh3", devices=None):
     """Low-level entry point shared by :func:`simulate` and the closed-loop T1D simulator.
@@ -472,14 +522,18 @@ def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, po
         n_pad = _padded_size(n)
         params, y0, pstate0 = _pad_people((params, y0, pstate0), n_pad)
         xs = jax.tree_util.tree_map(lambda x, pp: _pad_people(x, n_pad) if pp else x, xs, per_person)
-    if mode == "reference":
+    if mode == "fast" and substeps is None:
+        substeps = max(1, int(np.ceil(dt)))
+    fast_args = (float(dt), int(n_intervals), names, int(substeps or 1))
+    if mode == "fast" and mesh is not None and fast_solver == "bosh3_written":
+        saved, records, finite, gmin = _fast_solve_per_device(
+            mesh, n_pad, model, params, y0, xs, fast_args, policy, pstate0, fast_solver)
+        solver_ok = None
+    elif mode == "reference":
         saved, records, solver_ok, finite, gmin = _reference_solve(
             model, params, y0, xs, float(dt), int(n_intervals), names, rtol, atol, max_steps, policy, pstate0)
     else:
-        if substeps is None:
-            substeps = max(1, int(np.ceil(dt)))
-        saved, records, finite, gmin = _fast_solve(
-            model, params, y0, xs, float(dt), int(n_intervals), names, int(substeps), policy, pstate0, fast_solver)
+        saved, records, finite, gmin = _fast_solve(model, params, y0, xs, *fast_args, policy, pstate0, fast_solver)
         solver_ok = None
     if n_pad != n or mesh is not None:
         saved, records, finite, gmin, solver_ok = _unpad_people((saved, records, finite, gmin, solver_ok), n)
