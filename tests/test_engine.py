@@ -308,8 +308,8 @@ def test_simulate_is_jittable_end_to_end():
 
 @pytest.mark.parametrize("which", ["DallaMan2007", "DallaMan2007Exercise", "DallaMan2007Liver", "DallaMan2007Mechanistic"])
 def test_written_out_bosh3_matches_diffrax_bosh3(which):
-    """The opt-in fast scheme ``"bosh3_written"`` (Bogacki–Shampine 3 written out on the state
-    pytree, ``vpop._engine._bosh3_written_out``) against the default, stepping diffrax's ``Bosh3``:
+    """The default fast scheme ``"bosh3_written"`` (Bogacki–Shampine 3 written out on the state
+    pytree, ``vpop._engine._bosh3_written_out``) against ``"bosh3"``, stepping diffrax's ``Bosh3``:
     the same tableau, so every state agrees to float32 rounding (measured: at most 2.7e-6 of a state's
     range and 4.6e-5 mg/dL of glucose over 1 440 steps; asserted: 2e-5 and 2.5e-4), with meals, 5-min outputs in
     1-min substeps (the mechanistic beta cell needs steps of ≤ 1 min) and, for the exercise model, a
@@ -334,3 +334,21 @@ def test_written_out_bosh3_matches_diffrax_bosh3(which):
         x, y = np.asarray(a.states[name], float), np.asarray(b.states[name], float)
         scale = max(float(np.ptp(y)), float(np.abs(y).max()) * 1e-3, 1e-6)
         assert np.max(np.abs(x - y)) <= 2e-5 * scale, name
+
+
+def test_default_fast_scheme():
+    """Without ``fast_solver``, fast mode steps ``"bosh3_written"`` (bit for bit the same as asking for
+    it, and not the diffrax path), except for a model that steps ``"bosh3"`` itself (UVA/Padova)."""
+    from vpop import models
+    from vpop._engine import default_fast_solver
+
+    model, p, _ = vpop.sample_population("DallaMan2007_normal", 9, cv={"Vmx": 0.3}, seed=2)
+    prot = vpop.mixed_meals(1, save_every_min=5.0)
+    runs = {fs: np.asarray(vpop.simulate(model, p, prot, mode="fast", fast_solver=fs).states["glucose_plasma"])
+            for fs in (None, "bosh3_written", "bosh3")}
+    assert np.array_equal(runs[None], runs["bosh3_written"])
+    assert not np.array_equal(runs[None], runs["bosh3"])  # the two paths round differently
+    assert default_fast_solver(model, p, 5.0, 5) == "bosh3_written"
+    t1d = vpop.uva_padova_cohort()
+    assert default_fast_solver(models.UvaPadova2008(), t1d.params, 5.0, 3) == "bosh3"
+    assert default_fast_solver(models.UvaPadova2008(fast_direct=False), t1d.params, 5.0, 3) == "bosh3_written"

@@ -9,10 +9,13 @@ Two modes, one physics (the model's ``vector_field``):
 
 ``"fast"`` (float32)
     The whole population as one **batched state** (every leaf has a leading person axis) advanced by
-    a fixed-step explicit Runge–Kutta scheme (diffrax ``Bosh3`` by default, stepped directly, one
-    step per minute) inside a :func:`jax.lax.scan`. No cross-person reductions exist, so a failing
-    person cannot change anybody else; step sizes do not depend on the slowest person. Tested against
-    the reference mode.
+    a fixed-step explicit Runge–Kutta scheme (one step per minute by default) inside a
+    :func:`jax.lax.scan`. The default scheme is Bogacki–Shampine 3 (``Bosh3``'s tableau) written out
+    on the state pytree (``"bosh3_written"``, :func:`_bosh3_written_out`); a model that steps
+    ``"bosh3"`` itself (``fast_interval_stepper``, e.g. the UVA/Padova T1D model) keeps its own
+    stepper; other schemes step diffrax's solvers directly (:data:`FAST_SOLVERS`). No cross-person
+    reductions exist, so a failing person cannot change anybody else; step sizes do not depend on
+    the slowest person. Tested against the reference mode.
 
 Inputs come per output interval (``model.protocol_inputs``): impulses (meals) are applied as exact
 jumps at the interval's start node (``model.at_node``), rates (infusions, insulin delivery) are held
@@ -29,12 +32,12 @@ with ``jax.sharding`` — a 1-D :class:`jax.sharding.Mesh` with axis ``"people"`
 controller state). The person count is padded to a multiple of the device count by repeating the last
 person, and the padding is dropped from the results. The solve itself is the same compiled program;
 XLA partitions it (there is no communication: people never interact). The exception is the fast
-scheme ``"bosh3_written"``: there every device runs the one-device program on its own block of people
-(:func:`_fast_solve_per_device`, one compilation per device), because the partitioned program rounds
-differently in the last bit (FMA contraction inside differently fused kernels). With ``jax.distributed``
-initialised, the mesh may span the devices of several processes (multi-host): every process passes
-the whole population, computes the people on its own devices, and the results are gathered so that
-every process returns the whole population. Every device's share is padded to a multiple of
+scheme ``"bosh3_written"`` (the default for most models): there every device runs the one-device
+program on its own block of people (:func:`_fast_solve_per_device`, one compilation per device),
+because the partitioned program rounds differently in the last bit (FMA contraction inside
+differently fused kernels). With ``jax.distributed`` initialised, the mesh may span the devices of
+several processes (multi-host): every process passes the whole population, computes the people on
+its own devices, and the results are gathered so that every process returns the whole population. Every device's share is padded to a multiple of
 :data:`LANE_MULTIPLE` people (fast mode pads the same way without sharding), so that a person's
 result does not depend on the batch size or the device count: fast-mode results equal the unsharded
 run bit for bit (tested on 8 host devices and on two processes); in reference mode any two sharded
@@ -73,11 +76,36 @@ MODES = ("reference", "fast")
 
 #: Fixed-step schemes available to the fast mode: diffrax solvers stepped directly, except
 #: ``"bosh3_written"``, the same Bogacki–Shampine 3 written out on the state pytree
-#: (:func:`_bosh3_written_out`), 3.7x faster for the Dalla Man model (one device, quiet machine) and,
-#: sharded, run as one one-device program per device so that it stays bit-identical to the unsharded
-#: run (:func:`_fast_solve_per_device`). A model may step ``"bosh3"`` itself (``fast_interval_stepper``).
+#: (:func:`_bosh3_written_out`), the default (:data:`DEFAULT_FAST_SOLVER`): for the Dalla Man model
+#: on one CPU device 3.6-3.8x faster than ``"bosh3"`` with glucose saved, 1.6-2.4x with every state
+#: saved (10 000 people-days, 1- and 5-min outputs, bench/RESULTS.md) and, sharded,
+#: run as one one-device program per device so that it stays bit-identical to the unsharded run
+#: (:func:`_fast_solve_per_device`). A model may step ``"bosh3"`` itself (``fast_interval_stepper``);
+#: it then keeps ``"bosh3"`` by default (:func:`default_fast_solver`).
 FAST_SOLVERS = {"tsit5": diffrax.Tsit5, "bosh3": diffrax.Bosh3, "bosh3_written": diffrax.Bosh3, "heun": diffrax.Heun,
                 "midpoint": diffrax.Midpoint}
+
+
+#: Fast scheme used when ``fast_solver`` is not given, for models that do not step ``"bosh3"``
+#: themselves (those keep ``"bosh3"``, see :func:`default_fast_solver`).
+DEFAULT_FAST_SOLVER = "bosh3_written"
+
+
+def default_fast_solver(model, params, dt: float, substeps: int) -> str:
+    """The fast scheme used when none is given: ``"bosh3"`` where the model steps it itself
+    (``model.fast_interval_stepper`` returns a stepper for it, e.g. :class:`vpop.models.UvaPadova2008`),
+    else :data:`DEFAULT_FAST_SOLVER`. Probed by tracing only (``jax.eval_shape``), nothing computed."""
+    stepper = getattr(model, "fast_interval_stepper", None)
+    if stepper is None:
+        return DEFAULT_FAST_SOLVER
+    found = []
+
+    def probe(p):
+        found.append(stepper("bosh3", p, dt, substeps) is not None)
+        return jnp.zeros(())
+
+    jax.eval_shape(probe, params)
+    return "bosh3" if found[0] else DEFAULT_FAST_SOLVER
 
 
 def _bosh3_written_out(model, params, dt: float, substeps: int):
@@ -89,7 +117,8 @@ def _bosh3_written_out(model, params, dt: float, substeps: int):
     model, 1.45x). Against stepping diffrax's ``Bosh3``: the same values to float32 rounding
     (7.6e-5 mg/dL on a day with meals), 3.7x faster for the Dalla Man model at 1-min steps
     (10 000 people, one CPU device, session 4), and independent of the batch size (0.0 between 8,
-    16 and 56 people). It is opt-in (``fast_solver="bosh3_written"``).
+    16 and 56 people). It is the default fast scheme (:func:`default_fast_solver`) since sharded runs
+    became bit-identical (below); ``fast_solver="bosh3"`` steps diffrax's ``Bosh3`` as before.
 
     Sharding: as a program partitioned by XLA over 8 (or 2) host devices it differed from the
     one-device run by 3.05e-5 mg/dL (first in ``insulin_action``, at the basal state). The cause is
@@ -487,17 +516,18 @@ def _fast_solve_per_device(mesh, n_pad, model, params, y0, xs, fast_args, policy
 
 
 def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, policy=None, pstate0=None,
-          rtol=1e-10, atol=1e-10, max_steps=4096, substeps=None, fast_solver="bosh3", devices=None):
+          rtol=1e-10, atol=1e-10, max_steps=4096, substeps=None, fast_solver=None, devices=None):
     """Low-level entry point shared by :func:`simulate` and the closed-loop T1D simulator.
 
     ``xs`` are per-interval inputs (leaves ``(T,)`` or ``(n, T)``); ``policy`` (an equinox Module,
     written per person) maps ``(pstate, y, x, p, k, dt)`` to ``(pstate, u, record)``: the model
     inputs ``u`` of interval ``k`` and a pytree ``record`` saved per interval (e.g. CGM readings and
     insulin delivered). ``devices`` shards the person axis (see :func:`people_mesh`; default: the
-    :func:`use_devices` context, else no sharding). Returns ``(saved_states, records, status)``.
+    :func:`use_devices` context, else no sharding). ``fast_solver=None``: :func:`default_fast_solver`.
+    Returns ``(saved_states, records, status)``.
     """
     names = tuple(model.State._fields) if saved_states is None else tuple(saved_states)
-    if fast_solver not in FAST_SOLVERS:
+    if fast_solver is not None and fast_solver not in FAST_SOLVERS:
         raise ValueError(f"fast_solver={fast_solver!r}; allowed: {sorted(FAST_SOLVERS)}")
     policy = OpenLoop() if policy is None else policy
     n = int(jnp.shape(params.BW)[0])
@@ -525,6 +555,8 @@ def solve(model, params, y0, xs, *, dt, n_intervals, mode, saved_states=None, po
     if mode == "fast" and substeps is None:
         substeps = max(1, int(np.ceil(dt)))
     fast_args = (float(dt), int(n_intervals), names, int(substeps or 1))
+    if mode == "fast" and fast_solver is None:
+        fast_solver = default_fast_solver(model, params, float(dt), int(substeps))
     if mode == "fast" and mesh is not None and fast_solver == "bosh3_written":
         saved, records, finite, gmin = _fast_solve_per_device(
             mesh, n_pad, model, params, y0, xs, fast_args, policy, pstate0, fast_solver)
@@ -560,7 +592,7 @@ def simulate(
     atol: float = 1e-10,
     max_steps: int = 4096,
     substeps: int | None = None,
-    fast_solver: str = "bosh3",
+    fast_solver: str | None = None,
     devices=None,
 ) -> SimulationResult:
     """Simulate every person of ``params`` through ``protocol``.
@@ -580,9 +612,13 @@ def simulate(
         max_steps: per output interval, reference mode.
         substeps: fixed steps per output interval in fast mode (default: one step per minute,
             at least 1).
-        fast_solver: fixed-step scheme of the fast mode: ``"bosh3"`` (Bogacki–Shampine 3(2), the
-            default: on the T1D day 0.06 mg/dL from the reference at 2.3× the speed of Tsit5),
-            ``"tsit5"``, ``"heun"`` or ``"midpoint"`` (2nd order: ~0.4 mg/dL, ~2× faster again).
+        fast_solver: fixed-step scheme of the fast mode. Default (``None``):
+            ``"bosh3_written"``, Bogacki–Shampine 3 written out on the state (the same values as
+            ``"bosh3"`` to float32 rounding, 1.6–3.8× faster for the Dalla Man model), or ``"bosh3"``
+            for a model that steps it itself (:func:`default_fast_solver`). ``"bosh3"`` steps
+            diffrax's ``Bosh3`` (on the T1D
+            day 0.06 mg/dL from the reference at 2.3× the speed of Tsit5); also ``"tsit5"``,
+            ``"heun"`` or ``"midpoint"`` (2nd order: ~0.4 mg/dL, ~2× faster again).
         devices: shard the person axis across devices with ``jax.sharding``: ``"all"``, an int
             ``k`` (the first ``k`` devices), a sequence of devices or a 1-D mesh with axis
             ``"people"`` (:func:`people_mesh`); default: the :func:`use_devices` context, else one
