@@ -563,23 +563,25 @@ def person_factors(pm: PhysiologyMap, draw: PopulationDraw, theta, hyper: dict, 
     rho = hyper["si_hepatic_peripheral_rho"]
     sd_s = hyper["log_si_sd"]
 
-    def effects(features, only_rr=False):
+    def effects(features):
+        """Per target: the sum of all effects, and of the relative-risk effects alone."""
         contrib = features * coef[None, :]  # (n, E)
-        if only_rr:
-            contrib = jnp.where(rr[None, :], contrib, 0.0)
-        return [jnp.sum(jnp.where(tgt[None, :] == j, contrib, 0.0), axis=1) for j in range(len(TARGETS))]
+        rr_contrib = jnp.where(rr[None, :], contrib, 0.0)
+        sums = [jnp.sum(jnp.where(tgt[None, :] == j, c, 0.0), axis=1) for c in (contrib, rr_contrib) for j in range(len(TARGETS))]
+        return sums[:len(TARGETS)], sums[len(TARGETS):]
 
     def sensitivity(e_s, e_sh, e_sp):
         log_sh = hyper["log_si_mean"] + e_s + e_sh + sd_s * z[:, 0]
         log_sp = hyper["log_si_mean"] + e_s + e_sp + sd_s * (rho * z[:, 0] + jnp.sqrt(1 - rho * rho) * z[:, 1])
         return log_sh, log_sp
 
-    e_s, e_sh, e_sp, e_b = effects(draw.features)
+    (e_s, e_sh, e_sp, e_b), rr_now = effects(draw.features)
     log_sh, log_sp = sensitivity(e_s, e_sh, e_sp)
-    ref_features = draw.features if draw.adapted_features is None else draw.adapted_features
-    a_s, a_sh, a_sp, _ = effects(ref_features)
-    ref_sh, ref_sp = sensitivity(a_s, a_sh, a_sp)
-    r_s, r_sh, r_sp, _ = effects(ref_features, only_rr=True)
+    if draw.adapted_features is None:
+        ref_sh, ref_sp, (r_s, r_sh, r_sp, _) = log_sh, log_sp, rr_now
+    else:
+        (a_s, a_sh, a_sp, _), (r_s, r_sh, r_sp, _) = effects(draw.adapted_features)
+        ref_sh, ref_sp = sensitivity(a_s, a_sh, a_sp)
     s_rr = r_s + 0.5 * (r_sh + r_sp)  # the relative-risk effects' part of the mean log sensitivity
     comp = -hyper["compensation"] * (0.5 * (ref_sh + ref_sp) - s_rr) - hyper["risk_factor_compensation"] * s_rr
     log_b = hyper["log_beta_mean"] + comp + e_b + hyper["log_beta_sd"] * z[:, 2]
