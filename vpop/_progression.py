@@ -624,7 +624,9 @@ def check_bmi_incidence_rr(n_people: int = 8000, seed: int = 0, years: float = 1
     obese against normal-weight people (:func:`incidence_rr_by_bmi`) lies in Abdullah 2010's 95%
     intervals. The population's BMI effect was derived from these RRs (``us_adults.yaml``) and
     calibrated cross-sectionally (prevalence); this check asks whether the progression dynamics turn
-    it into the cohorts' incidence gradient."""
+    it into the cohorts' incidence gradient. The obese RR is also the calibration target of the
+    risk-factor decline (:data:`BETA_DECLINE_RISK_FACTOR_PER_YEAR`, on another sample), so only the
+    overweight row is a prediction."""
     from ._validate import _row
     from ._virtual_population import load_population
 
@@ -632,6 +634,7 @@ def check_bmi_incidence_rr(n_people: int = 8000, seed: int = 0, years: float = 1
     r = incidence_rr_by_bmi(people).set_index("bmi_class")
     src = (f"Abdullah 2010 meta-analysis (SCIENCE.md §3): RR 2.99 (2.42–3.72) overweight, 7.19 (5.74–9.00) obese vs normal weight; "
            f"us_adults calibrated, {n_people} people, {years:g} years, seed {seed}, Mantel–Haenszel over age band × sex; "
+           f"the obese RR is a calibration target of the risk-factor decline (6,000 people, seed 7), the overweight RR a prediction; "
            f"{years:g}-y incidence normal {r['normal_weight_cumulative_incidence [1]'].iloc[0]:.3f}, overweight "
            f"{r.loc['overweight', 'cumulative_incidence [1]']:.3f}, obese {r.loc['obese', 'cumulative_incidence [1]']:.3f}")
     rows = []
