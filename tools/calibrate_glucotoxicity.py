@@ -1,6 +1,10 @@
 """Calibrate the position of the glucotoxicity switch (``glucotoxicity_shift_mg_per_dl``) of
 :mod:`vpop._progression` to Nichols et al. 2007's progression from impaired fasting glucose.
 
+Superseded for the defaults by ``tools/calibrate_progression.py``, which calibrates the shift jointly
+with the risk-factor decline (``beta_decline_risk_factor_per_year``); this tool grids the shift
+alone, with the other settings at their defaults (or ``--beta-decline-sd``), as it was used before.
+
 Target: the annual diabetes incidence of people with a measured baseline fasting glucose of
 110–125 mg/dL, 5.56 %/yr (Nichols, Hillier & Brown 2007, Diabetes Care 30:228;
 :data:`vpop._progression.NICHOLS2007_IFG_RATES_PER_YEAR`), measured as :func:`ifg_progression_rates`
