@@ -333,7 +333,7 @@ def simulate_progression(pop, n_people: int, *, config: ProgressionConfig | None
             log_b, chain, log_f, risk_decline = carry
             F_k, bw, egp, t = inp
             log_sh, log_sp, log_b_star, comp, s_rr = factors(F_k, t)
-            # risk-factor-driven decline (experimental, 0 by default): accumulated over the steps so far
+            # risk-factor-driven decline (calibrated default, module docstring): accumulated over the steps so far
             log_b_star = log_b_star + risk_decline
             risk_decline = risk_decline + cfg.beta_decline_risk_factor_per_year * jnp.minimum(s_rr, 0.0) * (cfg.step_days / 365.25)
             if cfg.adaptation == "none":
